@@ -1,0 +1,42 @@
+# carebot — two commands: `make run` (demo against a throwaway Synapse) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+INTEROP := tests/interop
+INTEROP_STAMP := $(INTEROP)/node_modules/.installed-stamp
+
+.PHONY: all install interop test unit run check bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The Element-stack peer (matrix-js-sdk + Rust crypto), installed from its own lockfile.
+$(INTEROP_STAMP): $(INTEROP)/package.json $(INTEROP)/package-lock.json
+	cd $(INTEROP) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(INTEROP_STAMP)
+
+interop: $(if $(wildcard $(INTEROP)/package-lock.json),$(INTEROP_STAMP))
+
+test: install interop
+	$(PY) -m pytest -q -p no:cacheprovider
+
+unit: install
+	$(PY) -m pytest -q -m "not integration and not interop"
+
+run: install
+	$(VENV)/bin/carebot demo --dir .dev
+
+bench: install
+	$(PY) -m bench.run
+
+clean:
+	rm -rf .dev data build *.egg-info

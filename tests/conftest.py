@@ -1,0 +1,34 @@
+"""Shared fixtures: one real Synapse for the whole session, and ways to get users on it."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+
+from bot.devserver import Homeserver
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]:
+    hs = Homeserver(tmp_path_factory.mktemp("synapse"))
+    hs.start()
+    try:
+        yield hs
+    finally:
+        hs.stop()
+
+
+@pytest.fixture
+def new_user(homeserver: Homeserver):
+    """Register a fresh account: `new_user("alice")` -> (user_id, password). Names never clash."""
+
+    def make(prefix: str = "user") -> tuple[str, str]:
+        localpart = f"{prefix}{next(_counter)}"
+        password = f"pw-{localpart}-secret"
+        return homeserver.register(localpart, password), password
+
+    return make
