@@ -1,0 +1,163 @@
+"""The bot's configuration file: parsed once into frozen, typed objects.
+
+Only the contract keys (homeserver.url, bot.user_id, storage.path, roster.path, policies.path)
+are required; everything else has a default. Unknown keys are errors. Relative paths are
+resolved against the directory of the config file. See config.example.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo
+
+from bot.care.roster import check_mxid
+from bot.yamlutil import ConfigError, ConfigErrors, YamlDoc, load_yaml, validate
+
+PASSWORD_ENV = "CAREBOT_PASSWORD"
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    value = value.expanduser()
+    return (Path(base) / value) if base is not None and not value.is_absolute() else value
+
+
+def _url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"'{value}' is not an http(s) URL. Write it like 'https://matrix.clinic.example'.")
+    return value.rstrip("/")
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("is empty. Give it a value.")
+    return value
+
+
+RelPath = Annotated[Path, AfterValidator(_resolve)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HomeserverConfig(_Model):
+    url: Annotated[str, AfterValidator(_url)]
+
+
+class BotConfig(_Model):
+    user_id: Annotated[str, AfterValidator(check_mxid)]
+    password: str | None = None
+    password_file: RelPath | None = None
+    device_name: Annotated[str, AfterValidator(_non_empty)] = "carebot"
+
+
+class PathConfig(_Model):
+    path: RelPath
+
+
+class LogConfig(_Model):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class LimitsConfig(_Model):
+    max_message_chars: int = Field(4000, ge=100)
+    flood_messages_per_minute: int = Field(10, ge=1)
+
+
+class SyncConfig(_Model):
+    timeout_ms: int = Field(30000, ge=1000, le=300000)
+    backoff_max_s: float = Field(60.0, ge=1, le=3600)
+
+
+class RoomsConfig(_Model):
+    max_concurrent_creations: int = Field(4, ge=1, le=64)
+    backoff_max_s: float = Field(15.0, ge=1, le=600)
+
+
+class RoomsConfig(_Model):
+    max_concurrent_creations: int = Field(4, ge=1, le=64)
+
+
+class Config(_Model):
+    homeserver: HomeserverConfig
+    bot: BotConfig
+    storage: PathConfig
+    roster: PathConfig
+    policies: PathConfig
+    locale: Literal["fr", "en"] = "fr"
+    trust: Literal["tofu", "cross-signed"] = "tofu"
+    log: LogConfig = LogConfig()
+    limits: LimitsConfig = LimitsConfig()
+    sync: SyncConfig = SyncConfig()
+    rooms: RoomsConfig = RoomsConfig()
+    rooms: RoomsConfig = RoomsConfig()
+    retention_days: int | None = Field(None, ge=1)
+
+    _doc: YamlDoc | None = PrivateAttr(default=None)
+
+    @property
+    def source_file(self) -> str:
+        """The config file as named in errors ('<memory>' when not loaded from a file)."""
+        return self._doc.file if self._doc is not None else "<memory>"
+
+    def error(self, key: str, message: str) -> ConfigError:
+        """A ConfigError located at the dotted `key` of this config file."""
+        path = tuple(key.split("."))
+        line = self._doc.line_for(path) if self._doc is not None else None
+        return ConfigError(self.source_file, line, key, message)
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate the config file; raises ConfigErrors listing every problem."""
+    path = Path(path)
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigErrors([doc.error((), "the config file must be a block of 'key: value' lines. See config.example.yaml.")])
+    config: Config = validate(Config, doc, context={"base_dir": path.resolve().parent})
+    config._doc = doc
+    return config
+
+
+def resolve_password(config: Config, env: Mapping[str, str] | None = None) -> str:
+    """The bot's password: env CAREBOT_PASSWORD, then bot.password_file, then bot.password."""
+    env = os.environ if env is None else env
+    from_env = env.get(PASSWORD_ENV, "")
+    if from_env:
+        return from_env
+    if config.bot.password_file is not None:
+        file = config.bot.password_file
+        try:
+            secret = file.read_text(encoding="utf-8").strip("\r\n")
+        except FileNotFoundError:
+            raise ConfigErrors([config.error("bot.password_file", f"file not found: {file}. Create it or fix the path.")]) from None
+        except OSError as exc:
+            raise ConfigErrors([config.error("bot.password_file", f"cannot read {file} ({exc.strerror}). Check its permissions.")]) from None
+        if not secret:
+            raise ConfigErrors([config.error("bot.password_file", f"{file} is empty. Put the bot's password in it.")])
+        return secret
+    if config.bot.password:
+        return config.bot.password
+    raise ConfigErrors(
+        [config.error("bot.password", f"no password for the bot. Set the {PASSWORD_ENV} environment variable or bot.password_file.")]
+    )
+
+
+__all__ = [
+    "BotConfig",
+    "Config",
+    "HomeserverConfig",
+    "LimitsConfig",
+    "LogConfig",
+    "PASSWORD_ENV",
+    "PathConfig",
+    "RoomsConfig",
+    "SyncConfig",
+    "load_config",
+    "resolve_password",
+]

@@ -1,0 +1,317 @@
+"""One stable, encrypted Matrix device for the bot: login once, restore, sync, send.
+
+- The first start logs in with the password and writes `session.json` (0600) with the device
+  id and access token; every later start restores it, so the bot keeps one device for life.
+- At start, `whoami` must agree with the session and the crypto store must hold that device's
+  keys, or the bot stops with a message that says what to do.
+- The sync loop saves the sync token only after the batch's events are handled, and backs off
+  exponentially (capped, with jitter) while the homeserver is unreachable.
+- Room keys are shared only with the users the caller allows (the pair's members).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import structlog
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    LoginResponse,
+    RoomSendResponse,
+    SyncResponse,
+    WhoamiResponse,
+)
+from nio.api import Api
+from nio.exceptions import LocalProtocolError
+from nio.responses import ShareGroupSessionResponse
+
+log = structlog.get_logger("carebot.matrix")
+
+SYNC_TOKEN_KEY = "sync_token"
+
+
+class StartupError(Exception):
+    """The bot cannot start safely; the message says what the admin should do."""
+
+
+@dataclass(frozen=True)
+class Session:
+    homeserver: str
+    user_id: str
+    device_id: str
+    access_token: str
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_session(path: Path) -> Session | None:
+    if not path.exists():
+        return None
+    try:
+        return Session(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as e:
+        raise StartupError(
+            f"{path} is not a valid carebot session file ({e}). Restore it from a backup, or "
+            "move it away to log in again as a new device (then run `carebot recover`)."
+        ) from e
+
+
+def save_session(path: Path, session: Session) -> None:
+    _write_private(path, json.dumps(asdict(session), indent=2))
+
+
+@dataclass(frozen=True)
+class Backoff:
+    base: float = 0.5
+    cap: float = 15.0
+
+    def delay(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**attempt)], at least 0.1 s."""
+        return max(0.1, random.uniform(0, min(self.cap, self.base * (2**attempt))))
+
+
+def make_client(homeserver: str, user_id: str, storage: Path, device_id: str | None = None) -> AsyncClient:
+    crypto_dir = storage / "crypto"
+    crypto_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config = AsyncClientConfig(
+        encryption_enabled=True,
+        store_sync_tokens=False,  # carebot saves the token itself, after handling a batch
+        max_limit_exceeded=None,  # 429: nio waits retry_after_ms and retries, without limit
+        max_timeouts=2,  # connection errors surface to our own backoff
+        request_timeout=45,
+    )
+    return AsyncClient(
+        homeserver, user_id, device_id=device_id, store_path=str(crypto_dir), config=config
+    )
+
+
+def _crypto_store_file(storage: Path, user_id: str, device_id: str) -> Path:
+    return storage / "crypto" / f"{user_id}_{device_id}.db"
+
+
+async def connect(
+    homeserver: str,
+    user_id: str,
+    password: Callable[[], str],
+    device_name: str,
+    storage: Path,
+) -> AsyncClient:
+    """Log in once, or restore the saved device; check that the server agrees."""
+    storage.mkdir(parents=True, exist_ok=True, mode=0o700)
+    session_path = storage / "session.json"
+    session = load_session(session_path)
+    if session is not None:
+        if session.user_id != user_id:
+            raise StartupError(
+                f"{session_path} belongs to {session.user_id}, but the config says bot.user_id "
+                f"{user_id}. Point storage.path at that account's directory, or fix bot.user_id."
+            )
+        if not _crypto_store_file(storage, session.user_id, session.device_id).exists():
+            raise StartupError(
+                f"The crypto store for device {session.device_id} is missing under "
+                f"{storage / 'crypto'}: the bot cannot read its rooms without it. Restore "
+                f"{storage} from a backup, or remove {session_path} to log in as a new device "
+                "and run `carebot recover` to restore the bot's identity."
+            )
+        client = make_client(homeserver, user_id, storage, session.device_id)
+        client.restore_login(session.user_id, session.device_id, session.access_token)
+        who = await client.whoami()
+        if not isinstance(who, WhoamiResponse):
+            await client.close()
+            raise StartupError(
+                f"The homeserver at {homeserver} refused the saved access token "
+                f"({getattr(who, 'status_code', '')} {getattr(who, 'message', '')}). If the "
+                f"device was logged out, remove {session_path} and start again, then run "
+                "`carebot recover`."
+            )
+        if who.user_id != user_id or (who.device_id and who.device_id != session.device_id):
+            await client.close()
+            raise StartupError(
+                f"The homeserver says this token is {who.user_id} / {who.device_id}, but the "
+                f"store holds {user_id} / {session.device_id}. Refusing to start with a "
+                "mismatched identity; check storage.path and bot.user_id."
+            )
+        log.info("matrix.restored", device_id=session.device_id)
+    else:
+        client = make_client(homeserver, user_id, storage)
+        resp = await client.login(password(), device_name=device_name)
+        if not isinstance(resp, LoginResponse):
+            await client.close()
+            raise StartupError(
+                f"Login as {user_id} on {homeserver} failed: {getattr(resp, 'message', resp)}. "
+                "Check bot.user_id and the password (CAREBOT_PASSWORD or bot.password_file)."
+            )
+        save_session(
+            session_path, Session(homeserver, resp.user_id, resp.device_id, resp.access_token)
+        )
+        log.info("matrix.logged_in", device_id=resp.device_id)
+    if client.should_upload_keys:
+        await client.keys_upload()
+    return client
+
+
+async def share_room_key(
+    client: AsyncClient, room_id: str, users: Iterable[str], ignore_unverified: bool
+) -> None:
+    """Share this room's outbound Megolm session with the devices of `users` only.
+
+    nio's own sharing goes to every member in its room view; carebot narrows it to the
+    pair, so an intruder who got in before being removed never receives a room key.
+    """
+    olm = client.olm
+    assert olm is not None
+    if not olm.should_share_group_session(room_id):
+        return
+    users = [u for u in users if u != client.user_id] + [client.user_id]
+    missing: dict[str, list[str]] = {}
+    for user_id, devices in client.get_missing_sessions(room_id).items():
+        if user_id in users:
+            missing[user_id] = devices
+    if missing:
+        await client.keys_claim(missing)
+    requests = []
+    for sharing_with, to_device in olm.share_group_session_parallel(
+        room_id, users, ignore_unverified_devices=ignore_unverified
+    ):
+        method, path, data = Api.to_device(
+            client.access_token, "m.room.encrypted", to_device, uuid4()
+        )
+        requests.append(
+            client._send(  # noqa: SLF001 - nio exposes no public per-user sharing
+                ShareGroupSessionResponse, method, path, data, response_data=(room_id, sharing_with)
+            )
+        )
+    for result in await asyncio.gather(*requests, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
+    olm.outbound_group_sessions[room_id].shared = True
+
+
+async def send_encrypted(
+    client: AsyncClient,
+    room_id: str,
+    content: dict[str, Any],
+    txn_id: str,
+    allowed_users: Iterable[str],
+    ignore_unverified: bool,
+    event_type: str = "m.room.message",
+) -> str | None:
+    """Send one event with a fixed transaction id; returns the event id, None when not sent."""
+    room = client.rooms.get(room_id)
+    if room is None:
+        return None  # not synced yet: the outbox keeps it for the next round
+    if not room.members_synced:
+        await client.joined_members(room_id)
+    if client.should_query_keys:
+        await client.keys_query()
+    await share_room_key(client, room_id, allowed_users, ignore_unverified)
+    try:
+        resp = await client.room_send(
+            room_id, event_type, content, tx_id=txn_id, ignore_unverified_devices=ignore_unverified
+        )
+    except LocalProtocolError as e:
+        log.warning("matrix.send_refused", room_id=room_id, error=type(e).__name__)
+        return None
+    if isinstance(resp, RoomSendResponse):
+        return str(resp.event_id)
+    log.warning("matrix.send_failed", room_id=room_id, status=getattr(resp, "status_code", None))
+    return None
+
+
+SyncHandler = Callable[[SyncResponse, bool], Awaitable[None]]
+
+
+class SyncLoop:
+    """Sync, hand the batch to `handler`, then save the token. Back off while unreachable."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        get_token: Callable[[], Awaitable[str | None]],
+        save_token: Callable[[str], Awaitable[None]],
+        handler: SyncHandler,
+        timeout_ms: int = 30000,
+        backoff: Backoff | None = None,
+        sync_filter: dict[str, Any] | None = None,
+    ) -> None:
+        self.client = client
+        self.get_token = get_token
+        self.save_token = save_token
+        self.handler = handler
+        self.timeout_ms = timeout_ms
+        self.backoff = backoff or Backoff()
+        self.sync_filter = sync_filter
+        self.synced = asyncio.Event()
+
+    async def _housekeeping(self) -> None:
+        client = self.client
+        await client.send_to_device_messages()
+        if client.should_upload_keys:
+            await client.keys_upload()
+        if client.should_query_keys:
+            await client.keys_query()
+        if client.should_claim_keys:
+            await client.keys_claim(client.get_users_for_key_claiming())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        token = await self.get_token()
+        initial = token is None
+        first = True
+        failures = 0
+        while not stop.is_set():
+            try:
+                # The first sync of a run asks for full state so nio knows every room's
+                # members again; its timeline is still only what came after the saved token.
+                resp = await self.client.sync(
+                    timeout=0 if first else self.timeout_ms,
+                    since=token,
+                    full_state=True if first else None,
+                    sync_filter=self.sync_filter,
+                )
+            except (asyncio.TimeoutError, OSError, Exception) as e:  # noqa: BLE001
+                if isinstance(e, asyncio.CancelledError):
+                    raise
+                resp = e  # type: ignore[assignment]
+            if not isinstance(resp, SyncResponse):
+                delay = self.backoff.delay(failures)
+                failures += 1
+                log.warning(
+                    "matrix.sync_failed",
+                    attempt=failures,
+                    retry_in_s=round(delay, 2),
+                    error=type(resp).__name__,
+                    status=getattr(resp, "status_code", None),
+                )
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            if failures:
+                log.info("matrix.sync_recovered", after_failures=failures)
+            failures = 0
+            await self._housekeeping()
+            # Events of the very first sync of a new bot predate it: state only, no replies.
+            await self.handler(resp, initial)
+            token = resp.next_batch
+            await self.save_token(token)
+            initial = False
+            first = False
+            self.synced.set()

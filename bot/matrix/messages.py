@@ -1,0 +1,79 @@
+"""Turn the bot's answers into Matrix event contents: m.notice, plain + HTML, replies, mentions.
+
+Text from users (a medication, a note, a reason) is escaped in the HTML body. Plain bodies are
+what clients without HTML show; both say the same thing.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+HTML_FORMAT = "org.matrix.custom.html"
+
+
+def to_html(plain: str) -> str:
+    """Escape text and keep its line breaks; lines starting with '- ' become a list."""
+    out: list[str] = []
+    in_list = False
+    for line in plain.split("\n"):
+        if line.startswith("- "):
+            if not in_list:
+                out.append("<ul>")
+                in_list = True
+            out.append(f"<li>{html.escape(line[2:])}</li>")
+            continue
+        if in_list:
+            out.append("</ul>")
+            in_list = False
+        out.append(html.escape(line) + "<br>")
+    if in_list:
+        out.append("</ul>")
+    text = "".join(out)
+    return text[:-4] if text.endswith("<br>") else text
+
+
+def mention_pill(user_id: str, label: str) -> str:
+    return f'<a href="https://matrix.to/#/{html.escape(user_id)}">{html.escape(label)}</a>'
+
+
+def notice(
+    plain: str,
+    *,
+    reply_to: str | None = None,
+    mentions: Sequence[tuple[str, str]] = (),
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An m.notice. `mentions` are (user id, label) pairs put in front and in m.mentions."""
+    body = plain
+    formatted = to_html(plain)
+    if mentions:
+        body = " ".join(label for _, label in mentions) + ": " + plain
+        formatted = " ".join(mention_pill(u, label) for u, label in mentions) + ": " + formatted
+    content: dict[str, Any] = {
+        "msgtype": "m.notice",
+        "body": body,
+        "format": HTML_FORMAT,
+        "formatted_body": formatted,
+        "m.mentions": {"user_ids": [u for u, _ in mentions]},
+    }
+    if reply_to:
+        content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
+    if extra:
+        content.update(extra)
+    return content
+
+
+def renewal_meta(
+    request_id: str, status: str, medication: str, rules: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The contract's machine-readable part of every message about a request."""
+    return {
+        "carebot.renewal": {
+            "id": request_id,
+            "status": status,
+            "medication": medication,
+            "rules": list(rules),
+        }
+    }

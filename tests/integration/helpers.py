@@ -1,0 +1,229 @@
+"""Real, encrypted Matrix users and a real bot for integration tests (no homeserver mocks).
+
+`NioUser` is a matrix-nio client with its own crypto store: it accepts invites, decrypts what
+it receives and records it, and lets a test wait for a message with a timeout.
+`running_bot` runs the carebot application in-process against the test Synapse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    InviteMemberEvent,
+    LoginResponse,
+    MegolmEvent,
+    RoomMessage,
+    SyncResponse,
+)
+
+from bot.app import CareBot
+from bot.config import load_config
+
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass
+class Seen:
+    room_id: str
+    event_id: str
+    sender: str
+    content: dict[str, Any]
+    decrypted: bool
+
+
+@dataclass
+class NioUser:
+    user_id: str
+    password: str
+    homeserver: str
+    store: Path
+    client: AsyncClient | None = None
+    seen: list[Seen] = field(default_factory=list)
+    auto_join: bool = True
+    _task: asyncio.Task[None] | None = None
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    invites: list[str] = field(default_factory=list)
+
+    async def start(self) -> "NioUser":
+        self.store.mkdir(parents=True, exist_ok=True)
+        self.client = AsyncClient(
+            self.homeserver,
+            self.user_id,
+            store_path=str(self.store),
+            config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False),
+        )
+        resp = await self.client.login(self.password, device_name="test-device")
+        assert isinstance(resp, LoginResponse), resp
+        await self.client.keys_upload()
+        self._task = asyncio.create_task(self._loop())
+        return self
+
+    async def _loop(self) -> None:
+        assert self.client is not None
+        c = self.client
+        while True:
+            resp = await c.sync(timeout=1000)
+            if not isinstance(resp, SyncResponse):
+                await asyncio.sleep(0.2)
+                continue
+            await c.send_to_device_messages()
+            if c.should_upload_keys:
+                await c.keys_upload()
+            if c.should_query_keys:
+                await c.keys_query()
+            if c.should_claim_keys:
+                await c.keys_claim(c.get_users_for_key_claiming())
+            for room_id, info in resp.rooms.invite.items():
+                if any(isinstance(e, InviteMemberEvent) for e in info.invite_state):
+                    if room_id not in self.invites:
+                        self.invites.append(room_id)
+                    if self.auto_join:
+                        await c.join(room_id)
+            for room_id, info in resp.rooms.join.items():
+                for ev in info.timeline.events:
+                    if isinstance(ev, MegolmEvent):
+                        self.seen.append(Seen(room_id, ev.event_id, ev.sender, {}, False))
+                    elif isinstance(ev, RoomMessage):
+                        content = ev.source.get("content", {})
+                        if getattr(ev, "decrypted", False) or "ciphertext" not in content:
+                            self.seen.append(Seen(room_id, ev.event_id, ev.sender, content, True))
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def wait_for(
+        self, predicate: Callable[[Seen], bool], timeout: float = DEFAULT_TIMEOUT, after: int = 0
+    ) -> Seen:
+        async def find() -> Seen:
+            while True:
+                for s in self.seen[after:]:
+                    if predicate(s):
+                        return s
+                async with self._changed:
+                    await self._changed.wait()
+
+        return await asyncio.wait_for(find(), timeout)
+
+    async def wait_room(self, predicate: Callable[[str], bool] | None = None, timeout: float = DEFAULT_TIMEOUT) -> str:
+        async def find() -> str:
+            while True:
+                assert self.client is not None
+                for room_id in self.client.rooms:
+                    if predicate is None or predicate(room_id):
+                        return room_id
+                async with self._changed:
+                    await self._changed.wait()
+
+        return await asyncio.wait_for(find(), timeout)
+
+    async def send(self, room_id: str, body: str) -> str:
+        assert self.client is not None
+        resp = await self.client.room_send(
+            room_id,
+            "m.room.message",
+            {"msgtype": "m.text", "body": body},
+            ignore_unverified_devices=True,
+        )
+        event_id = getattr(resp, "event_id", None)
+        assert event_id, resp
+        return str(event_id)
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self.client:
+            await self.client.close()
+
+
+@dataclass
+class Clinic:
+    """A bot account, a practitioner and a patient in a roster, with config files on disk."""
+
+    dir: Path
+    homeserver: str
+    bot: tuple[str, str]
+    practitioner: tuple[str, str]
+    patient: tuple[str, str]
+    config_path: Path
+
+    def user(self, who: tuple[str, str], name: str) -> NioUser:
+        return NioUser(who[0], who[1], self.homeserver, self.dir / "clients" / name)
+
+    def write_roster(self, data: dict[str, Any]) -> None:
+        (self.dir / "roster.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+
+
+def roster_for(practitioner: str, patient: str, **care: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "practitioner": "dr-a",
+        "last_consultation": (dt.date.today() - dt.timedelta(days=30)).isoformat(),
+        "treatments": [{"name": "Levothyroxine 75 µg", "long_term": True}],
+    }
+    entry.update(care)
+    return {
+        "practitioners": [
+            {"id": "dr-a", "matrix_id": practitioner, "display_name": "Dr Ana Test", "messaging": True}
+        ],
+        "patients": [
+            {"id": "pat-1", "matrix_id": patient, "display_name": "Pat Test", "care": [entry]}
+        ],
+    }
+
+
+def make_clinic(tmp: Path, homeserver: Any, new_user: Callable[[str], tuple[str, str]], locale: str = "fr") -> Clinic:
+    bot = new_user("carebot")
+    practitioner = new_user("drA")
+    patient = new_user("patient")
+    repo = Path(__file__).resolve().parents[2]
+    (tmp / "bot-password").write_text(bot[1])
+    config = {
+        "homeserver": {"url": homeserver.url},
+        "bot": {"user_id": bot[0], "password_file": "bot-password", "device_name": "carebot"},
+        "storage": {"path": "data"},
+        "roster": {"path": "roster.yaml"},
+        "policies": {"path": str(repo / "policies")},
+        "locale": locale,
+        "sync": {"timeout_ms": 2000},
+    }
+    config_path = tmp / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    clinic = Clinic(tmp, homeserver.url, bot, practitioner, patient, config_path)
+    clinic.write_roster(roster_for(practitioner[0], patient[0]))
+    return clinic
+
+
+@contextlib.asynccontextmanager
+async def running_bot(config_path: Path, ready_timeout: float = 60.0) -> AsyncIterator[CareBot]:
+    config = load_config(config_path)
+    from bot.config import resolve_password
+
+    password = resolve_password(config)
+    bot = CareBot(config, lambda: password)
+    stop = asyncio.Event()
+    task = asyncio.create_task(bot.run(stop))
+    ready = asyncio.create_task(bot.ready.wait())
+    done, _ = await asyncio.wait({task, ready}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        ready.cancel()
+        task.result()  # raises the start-up error
+    if ready not in done:
+        ready.cancel()
+        stop.set()
+        await task
+        raise TimeoutError("the bot did not become ready")
+    try:
+        yield bot
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

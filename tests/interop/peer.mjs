@@ -1,0 +1,369 @@
+// An Element-stack Matrix peer for interop tests: one user on matrix-js-sdk with its Rust crypto.
+//
+// Protocol: one JSON object per line on stdin, {"id": <any>, "cmd": "<name>", ...params};
+// exactly one JSON line per request on stdout, {"id", "result"} or {"id", "error"}.
+// Requests run concurrently. Everything else (sdk logging included) goes to stderr.
+// Crypto lives in memory only: the device is lost when the process exits.
+
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+
+// The sdk and its logger write to the console: keep stdout for the protocol alone.
+const toStderr = (...args) => process.stderr.write(args.map(String).join(" ") + "\n");
+for (const level of ["log", "info", "debug", "warn", "error", "trace"]) console[level] = toStderr;
+
+// matrix-js-sdk >= 41 uses Promise.withResolvers (Node 22); harmless on the pinned version.
+if (typeof Promise.withResolvers !== "function") {
+    Promise.withResolvers = function () {
+        let resolve, reject;
+        const promise = new this((res, rej) => {
+            resolve = res;
+            reject = rej;
+        });
+        return { promise, resolve, reject };
+    };
+}
+
+const sdk = await import("matrix-js-sdk");
+const { AllDevicesIsolationMode, OnlySignedDevicesIsolationMode, EventShieldColour, EventShieldReason } = await import("matrix-js-sdk/lib/crypto-api/index.js");
+const { logger: sdkLogger } = await import("matrix-js-sdk/lib/logger.js");
+sdkLogger.setLevel(process.env.PEER_LOG_LEVEL || "warn", false);
+
+function packageVersion(name) {
+    try {
+        const url = new URL(`./node_modules/${name}/package.json`, import.meta.url);
+        return JSON.parse(readFileSync(url, "utf8")).version;
+    } catch {
+        return null;
+    }
+}
+const SDK_VERSION = packageVersion("matrix-js-sdk");
+const CRYPTO_WASM_VERSION = packageVersion("@matrix-org/matrix-sdk-crypto-wasm");
+
+const MEGOLM = "m.megolm.v1.aes-sha2";
+
+let client = null;
+let password = null;
+const timelines = new Map(); // roomId -> MatrixEvent[] (in arrival order)
+const reportedInvites = new Set();
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what, timeoutMs, probe, stepMs = 100) {
+    const deadline = Date.now() + (timeoutMs ?? 30000);
+    for (;;) {
+        const got = await probe();
+        if (got !== undefined && got !== null && got !== false) return got;
+        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs ?? 30000} ms waiting for ${what}`);
+        await sleep(stepMs);
+    }
+}
+
+function need(cond, msg) {
+    if (!cond) throw new Error(msg);
+}
+
+function crypto() {
+    need(client, "not logged in");
+    const c = client.getCrypto();
+    need(c, "crypto not initialised");
+    return c;
+}
+
+function remember(event, room) {
+    const roomId = room?.roomId ?? event.getRoomId();
+    if (!roomId) return;
+    let list = timelines.get(roomId);
+    if (!list) timelines.set(roomId, (list = []));
+    if (!list.includes(event)) list.push(event);
+}
+
+async function describe(event) {
+    const out = {
+        eventId: event.getId(),
+        sender: event.getSender(),
+        type: event.getType(),
+        content: event.getContent(),
+        encrypted: event.isEncrypted(),
+        decrypted: event.isEncrypted() && !event.isDecryptionFailure() && !event.isBeingDecrypted(),
+        stateKey: event.getStateKey(),
+        ts: event.getTs(),
+    };
+    if (event.isBeingDecrypted()) out.pending = true;
+    if (event.isDecryptionFailure()) {
+        out.decryptionError = String(event.decryptionFailureReason ?? "unknown");
+        out.decryptionErrorText = event.getContent()?.body;
+    }
+    if (event.isEncrypted() && out.decrypted) {
+        try {
+            const info = await client.getCrypto().getEncryptionInfoForEvent(event);
+            if (info) {
+                out.shield = {
+                    colour: EventShieldColour[info.shieldColour] ?? info.shieldColour,
+                    reason: info.shieldReason === null ? null : (EventShieldReason[info.shieldReason] ?? info.shieldReason),
+                };
+            }
+        } catch (e) {
+            out.shield = { error: String(e) };
+        }
+        out.senderCurve25519 = event.getSenderKey?.() ?? undefined;
+    }
+    return out;
+}
+
+async function roomEvents(roomId) {
+    const list = timelines.get(roomId) ?? [];
+    const out = [];
+    for (const ev of list) {
+        if (ev.isState()) continue;
+        out.push(await describe(ev));
+    }
+    return out;
+}
+
+function matches(d, p) {
+    if (p.sender && d.sender !== p.sender) return false;
+    if (p.type && d.type !== p.type) return false;
+    if (p.contentKey && !(d.content && p.contentKey in d.content)) return false;
+    if (p.contains && !(typeof d.content?.body === "string" && d.content.body.includes(p.contains))) return false;
+    return true;
+}
+
+const handlers = {
+    async ping() {
+        return { pong: true, sdk: SDK_VERSION, cryptoWasm: CRYPTO_WASM_VERSION, node: process.version };
+    },
+
+    async login({ baseUrl, userId, password: pw, deviceName }) {
+        need(!client, "already logged in");
+        const bare = sdk.createClient({ baseUrl });
+        const resp = await bare.login("m.login.password", {
+            identifier: { type: "m.id.user", user: userId },
+            password: pw,
+            initial_device_display_name: deviceName ?? "js-peer",
+        });
+        password = pw;
+        client = sdk.createClient({
+            baseUrl,
+            userId: resp.user_id,
+            deviceId: resp.device_id,
+            accessToken: resp.access_token,
+        });
+        await client.initRustCrypto({ useIndexedDB: false });
+        client.on(sdk.RoomEvent.Timeline, (event, room) => remember(event, room));
+        await client.startClient({ initialSyncLimit: 50 });
+        await until("first sync", 30000, () => client.isInitialSyncComplete());
+        const keys = await client.getCrypto().getOwnDeviceKeys();
+        return { userId: resp.user_id, deviceId: resp.device_id, ed25519: keys.ed25519, curve25519: keys.curve25519 };
+    },
+
+    async bootstrapCrossSigning({ password: pw }) {
+        const c = crypto();
+        const userId = client.getUserId();
+        await c.bootstrapCrossSigning({
+            authUploadDeviceSigningKeys: async (makeRequest) => {
+                await makeRequest({
+                    type: "m.login.password",
+                    identifier: { type: "m.id.user", user: userId },
+                    password: pw ?? password,
+                });
+            },
+        });
+        // The signature on our own device lands asynchronously: wait for it (bounded).
+        let own = null;
+        const deadline = Date.now() + 15000;
+        while (Date.now() < deadline) {
+            own = await c.getDeviceVerificationStatus(userId, client.getDeviceId());
+            if (own?.signedByOwner) break;
+            await new Promise((r) => setTimeout(r, 100));
+        }
+        const status = await c.getCrossSigningStatus();
+        return {
+            ready: await c.isCrossSigningReady(),
+            status,
+            ownDevice: own && { signedByOwner: own.signedByOwner, crossSigningVerified: own.crossSigningVerified },
+            masterKey: await c.getCrossSigningKeyId(),
+        };
+    },
+
+    async setIsolation({ mode }) {
+        const c = crypto();
+        if (mode === "only-signed") c.setDeviceIsolationMode(new OnlySignedDevicesIsolationMode());
+        else if (mode === "all") c.setDeviceIsolationMode(new AllDevicesIsolationMode(false));
+        else if (mode === "all-strict") c.setDeviceIsolationMode(new AllDevicesIsolationMode(true));
+        else throw new Error(`unknown isolation mode ${mode}`);
+        return { mode };
+    },
+
+    async whoami() {
+        need(client, "not logged in");
+        return { userId: client.getUserId(), deviceId: client.getDeviceId() };
+    },
+
+    async createRoom({ invite = [], encrypted = true, name }) {
+        need(client, "not logged in");
+        const opts = { invite, preset: "private_chat", name };
+        if (encrypted) {
+            opts.initial_state = [{ type: "m.room.encryption", state_key: "", content: { algorithm: MEGOLM } }];
+        }
+        const { room_id: roomId } = await client.createRoom(opts);
+        await until(`room ${roomId} in sync`, 30000, () => client.getRoom(roomId)?.getMyMembership() === "join");
+        if (encrypted) await until(`encryption of ${roomId}`, 30000, () => client.getCrypto().isEncryptionEnabledInRoom(roomId));
+        return { roomId };
+    },
+
+    async waitInvite({ timeoutMs }) {
+        need(client, "not logged in");
+        const roomId = await until("an invite", timeoutMs, () => {
+            const room = client.getRooms().find((r) => r.getMyMembership() === "invite" && !reportedInvites.has(r.roomId));
+            return room?.roomId;
+        });
+        reportedInvites.add(roomId);
+        return { roomId };
+    },
+
+    async join({ roomId, timeoutMs }) {
+        need(client, "not logged in");
+        await client.joinRoom(roomId);
+        await until(`join of ${roomId} in sync`, timeoutMs, () => client.getRoom(roomId)?.getMyMembership() === "join");
+        return { roomId };
+    },
+
+    async send({ roomId, body, format, html, msgtype = "m.text", extra }) {
+        need(client, "not logged in");
+        const content = { msgtype, body, ...(extra ?? {}) };
+        if (html !== undefined || format !== undefined) {
+            content.format = format ?? "org.matrix.custom.html";
+            content.formatted_body = html ?? body;
+        }
+        const { event_id: eventId } = await client.sendMessage(roomId, content);
+        return { eventId };
+    },
+
+    async messages({ roomId }) {
+        need(client, "not logged in");
+        return { events: await roomEvents(roomId) };
+    },
+
+    async waitMessage({ roomId, timeoutMs, ...pattern }) {
+        need(client, "not logged in");
+        return await until(`a message in ${roomId} matching ${JSON.stringify(pattern)}`, timeoutMs, async () => {
+            for (const d of await roomEvents(roomId)) {
+                if (d.pending) continue;
+                if (matches(d, pattern)) return d;
+            }
+            return undefined;
+        }, 200);
+    },
+
+    async state({ roomId, type, stateKey = "" }) {
+        need(client, "not logged in");
+        const room = client.getRoom(roomId);
+        need(room, `unknown room ${roomId}`);
+        const ev = room.getLiveTimeline().getState(sdk.EventTimeline.FORWARDS).getStateEvents(type, stateKey);
+        return { content: ev ? ev.getContent() : null };
+    },
+
+    async userDevices({ userId, download = true }) {
+        const c = crypto();
+        const map = await c.getUserDeviceInfo([userId], download);
+        const devices = {};
+        for (const [deviceId, d] of map.get(userId) ?? new Map()) {
+            devices[deviceId] = {
+                deviceId,
+                displayName: d.displayName ?? null,
+                algorithms: d.algorithms,
+                keys: Object.fromEntries(d.keys),
+                verified: d.verified,
+                signatures: d.signatures ? Object.fromEntries([...d.signatures].map(([u, m]) => [u, Object.fromEntries(m)])) : {},
+            };
+        }
+        return { devices };
+    },
+
+    async deviceTrust({ userId, deviceId }) {
+        const c = crypto();
+        await c.getUserDeviceInfo([userId], true);
+        const s = await c.getDeviceVerificationStatus(userId, deviceId);
+        if (!s) return { known: false };
+        return {
+            known: true,
+            signedByOwner: s.signedByOwner,
+            crossSigningVerified: s.crossSigningVerified,
+            locallyVerified: s.localVerified,
+            tofu: s.tofu,
+            isVerified: s.isVerified(),
+        };
+    },
+
+    async userTrust({ userId }) {
+        const c = crypto();
+        await c.getUserDeviceInfo([userId], true);
+        const s = await c.getUserVerificationStatus(userId);
+        return {
+            hasCrossSigningKeys: await c.userHasCrossSigningKeys(userId, true),
+            isVerified: s.isVerified(),
+            isCrossSigningVerified: s.isCrossSigningVerified(),
+            wasCrossSigningVerified: s.wasCrossSigningVerified(),
+            needsUserApproval: s.needsUserApproval,
+        };
+    },
+
+    async verifyDevice({ userId, deviceId, verified = true }) {
+        await crypto().setDeviceVerified(userId, deviceId, verified);
+        return { userId, deviceId, verified };
+    },
+
+    async crossSignDevice({ deviceId }) {
+        await crypto().crossSignDevice(deviceId);
+        return { deviceId };
+    },
+
+    async stop() {
+        if (client) {
+            client.stopClient();
+        }
+        setTimeout(() => process.exit(0), 50);
+        return { stopped: true };
+    },
+};
+
+function reply(obj) {
+    process.stdout.write(JSON.stringify(obj) + "\n");
+}
+
+async function handle(line) {
+    let req;
+    try {
+        req = JSON.parse(line);
+    } catch (e) {
+        reply({ id: null, error: `bad json: ${e.message}` });
+        return;
+    }
+    const { id, cmd, ...params } = req ?? {};
+    const fn = handlers[cmd];
+    if (!fn) {
+        reply({ id, error: `unknown command ${cmd}` });
+        return;
+    }
+    try {
+        const result = await fn(params);
+        reply({ id, result: result ?? null });
+    } catch (e) {
+        toStderr(`[peer] ${cmd} failed:`, e?.stack ?? e);
+        reply({ id, error: String(e?.message ?? e), errcode: e?.errcode ?? undefined });
+    }
+}
+
+process.on("unhandledRejection", (e) => toStderr("[peer] unhandled rejection:", e?.stack ?? e));
+process.on("uncaughtException", (e) => toStderr("[peer] uncaught exception:", e?.stack ?? e));
+
+const rl = createInterface({ input: process.stdin, terminal: false });
+rl.on("line", (line) => {
+    if (line.trim()) handle(line);
+});
+rl.on("close", () => {
+    if (client) client.stopClient();
+    process.exit(0);
+});
+reply({ id: null, ready: true });
