@@ -34,6 +34,7 @@ from nio.api import Api
 
 from bot.care.service import CareContext, CareService, Reply
 from bot.config import Config
+from bot.faults import crash_point
 from bot.matrix import crypto as xsign
 from bot.matrix.client import (
     SYNC_TOKEN_KEY,
@@ -234,7 +235,7 @@ class CareBot:
         if isinstance(event, RoomMemberEvent):
             await self._on_member(record, pair, event)
             return
-        if record.state != "active" or pair is None:
+        if record.state != "active" or pair is None or not pair.verified:
             return
         if isinstance(event, MegolmEvent):
             await self._on_undecryptable(record, event)
@@ -259,6 +260,7 @@ class CareBot:
                     txn_for(event.event_id, str(n)), room_id, self._content(reply, pair, event.event_id)
                 )
             await self.store.mark_processed(event.event_id, room_id)
+        crash_point("after_commit")
 
     def _content(self, reply: Reply, pair: Any, reply_to: str | None) -> dict[str, Any]:
         mentions = [(pair.practitioner.matrix_id, pair.practitioner.display_name)] if reply.mention_practitioner else []
@@ -355,6 +357,7 @@ class CareBot:
                 if event_id is None:
                     pending = True
                     continue
+                crash_point("after_send")
                 if pin:
                     await self.client.room_put_state(  # type: ignore[union-attr]
                         item.room_id, "m.room.pinned_events", {"pinned": [event_id]}

@@ -72,12 +72,7 @@ class LimitsConfig(_Model):
 
 class SyncConfig(_Model):
     timeout_ms: int = Field(30000, ge=1000, le=300000)
-    backoff_max_s: float = Field(60.0, ge=1, le=3600)
-
-
-class RoomsConfig(_Model):
-    max_concurrent_creations: int = Field(4, ge=1, le=64)
-    backoff_max_s: float = Field(15.0, ge=1, le=600)
+    backoff_max_s: float = Field(30.0, ge=1, le=3600)
 
 
 class RoomsConfig(_Model):
@@ -95,7 +90,6 @@ class Config(_Model):
     log: LogConfig = LogConfig()
     limits: LimitsConfig = LimitsConfig()
     sync: SyncConfig = SyncConfig()
-    rooms: RoomsConfig = RoomsConfig()
     rooms: RoomsConfig = RoomsConfig()
     retention_days: int | None = Field(None, ge=1)
 

@@ -400,30 +400,36 @@ def _parse_rules(doc: YamlDoc, errors: list[ConfigError]) -> list[tuple[Rule, Ke
             what = f"unknown rule type '{kind}'" if kind is not None else "missing 'type'"
             errors.append(doc.error((*where, "type"), f"{what}; known types: {', '.join(RULE_TYPES)}. Fix it."))
             continue
+        bad = _check_reason_placeholders(doc, item.get("reason"), model, where, errors)
         try:
             rule: Rule = validate(model, doc, item, where)
         except ConfigErrors as exc:
             errors.extend(exc.errors)
             continue
-        bad = False
-        for lang in ("fr", "en"):
-            template = getattr(rule.reason, lang)
-            try:
-                used = placeholders(template)
-            except ValueError:
-                errors.append(doc.error((*where, "reason", lang), "unbalanced { or }. Write {{ and }} for a literal brace."))
-                bad = True
-                continue
-            unknown = used - set(model.params)
-            if unknown:
-                allowed = ", ".join("{" + p + "}" for p in model.params) or "none"
-                errors.append(
-                    doc.error((*where, "reason", lang), f"unknown placeholder {{{sorted(unknown)[0]}}}; this rule can use: {allowed}. Fix it.")
-                )
-                bad = True
         if not bad:
             out.append((rule, where))
     return out
+
+
+def _check_reason_placeholders(doc: YamlDoc, reason: object, model: type[Rule], where: KeyPath, errors: list[ConfigError]) -> bool:
+    """Check {placeholders} in the raw reason texts; True if any is wrong."""
+    bad = False
+    for lang, template in (reason.items() if isinstance(reason, dict) else ()):
+        if not isinstance(template, str):
+            continue
+        key = (*where, "reason", lang)
+        try:
+            used = placeholders(template)
+        except ValueError:
+            errors.append(doc.error(key, "unbalanced { or }. Write {{ and }} for a literal brace."))
+            bad = True
+            continue
+        unknown = sorted(used - set(model.params))
+        if unknown:
+            allowed = ", ".join("{" + p + "}" for p in model.params) or "none"
+            errors.append(doc.error(key, f"unknown placeholder {{{unknown[0]}}}; this rule can use: {allowed}. Fix it."))
+            bad = True
+    return bad
 
 
 def explain(decision: Decision, locale: str = "fr") -> str:

@@ -404,5 +404,5 @@ def test_main_recover_reports_a_typo_before_anything_else(tmp_path, capsys):
     assert "typo" in capsys.readouterr().out
     assert main_recover(SimpleNamespace(config=None, recovery_key_file=tmp_path / "no")) == 2
     path.write_text(RFC7748_RECOVERY + "\n")
-    with pytest.raises(NotImplementedError):
-        main_recover(SimpleNamespace(config=None, recovery_key_file=path))
+    missing_config = tmp_path / "missing.yaml"
+    assert main_recover(SimpleNamespace(config=missing_config, recovery_key_file=path)) == 2

@@ -1,0 +1,186 @@
+"""carebot opposite Element's crypto stack (matrix-js-sdk + Rust crypto), in "exclude insecure
+devices" mode (MSC4153, OnlySignedDevicesIsolationMode) on both human sides.
+
+A patient and a practitioner, each a cross-signed js peer that only talks to cross-signed
+devices, are invited by the real bot; the patient decrypts the pinned disclaimer, sees the bot's
+device as signed by its owner, and runs the whole renewal flow with the practitioner. The bot
+answering proves it decrypts js messages; the js peers reading its answers prove the reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.helpers import make_clinic, running_bot
+
+pytestmark = [pytest.mark.integration, pytest.mark.interop]
+
+_PEER_PY = Path(__file__).resolve().parents[1] / "interop" / "peer.py"
+if "interop_peer" in sys.modules:
+    interop_peer = sys.modules["interop_peer"]
+else:
+    _spec = importlib.util.spec_from_file_location("interop_peer", _PEER_PY)
+    assert _spec and _spec.loader
+    interop_peer = importlib.util.module_from_spec(_spec)
+    sys.modules["interop_peer"] = interop_peer
+    _spec.loader.exec_module(interop_peer)
+JsPeer = interop_peer.JsPeer
+
+TIMEOUT = 45.0
+
+
+async def _element_user(name: str, who: tuple[str, str], homeserver_url: str) -> Any:
+    """A js peer logged in as `who`, cross-signed, in only-signed isolation mode."""
+    user_id, password = who
+    peer = await JsPeer.start(name)
+    try:
+        await peer.login(homeserver_url, user_id, password, device_name=f"{name}-element")
+        boot = await peer.bootstrap_cross_signing(password)
+        assert boot["ready"], boot
+        assert boot["ownDevice"]["signedByOwner"], boot
+        await peer.set_isolation("only-signed")
+    except BaseException:
+        await peer.close()
+        raise
+    return peer
+
+
+def _reply_to(event: dict) -> str | None:
+    return ((event.get("content") or {}).get("m.relates_to") or {}).get("m.in_reply_to", {}).get("event_id")
+
+
+def _summary(events: list[dict]) -> str:
+    """What the peer has in the room, for failure messages (no full bodies of long texts)."""
+    rows = []
+    for e in events:
+        c = e.get("content") or {}
+        rows.append(
+            {
+                "id": e.get("eventId"),
+                "sender": e.get("sender"),
+                "type": e.get("type"),
+                "encrypted": e.get("encrypted"),
+                "decrypted": e.get("decrypted"),
+                "decryptionError": e.get("decryptionError"),
+                "body": str(c.get("body", ""))[:80],
+                "renewal": c.get("carebot.renewal"),
+                "replyTo": _reply_to(e),
+                "shield": e.get("shield"),
+            }
+        )
+    return json.dumps(rows, indent=1, ensure_ascii=False)
+
+
+async def _wait_event(peer: Any, room_id: str, predicate: Callable[[dict], bool], what: str) -> dict:
+    """Poll the peer's timeline until an event (not still being decrypted) matches."""
+    deadline = time.monotonic() + TIMEOUT
+    events: list[dict] = []
+    while time.monotonic() < deadline:
+        events = await peer.messages(room_id)
+        for e in events:
+            if not e.get("pending") and predicate(e):
+                return e
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"{peer.name}: no {what} in {TIMEOUT}s; timeline:\n{_summary(events)}\n{peer.tail(20)}")
+
+
+async def _command(sender: Any, reader: Any, room_id: str, bot_id: str, body: str) -> dict:
+    """`sender` sends a command; wait for the bot's decrypted reply to it as seen by `reader`."""
+    asked = await sender.send(room_id, body)
+    reply = await _wait_event(
+        reader,
+        room_id,
+        lambda e: e["sender"] == bot_id and _reply_to(e) == asked,
+        f"bot reply to {body!r} ({asked})",
+    )
+    assert reply["encrypted"] and reply["decrypted"], _summary([reply])
+    assert "decryptionError" not in reply, reply
+    assert reply["content"]["msgtype"] == "m.notice", reply
+    return reply
+
+
+async def test_element_patient_and_practitioner_in_only_signed_mode_run_the_renewal_flow(
+    homeserver, new_user, tmp_path
+):
+    clinic = make_clinic(tmp_path, homeserver, new_user)
+    bot_id = clinic.bot[0]
+    patient = await _element_user("patient", clinic.patient, homeserver.url)
+    try:
+        practitioner = await _element_user("practitioner", clinic.practitioner, homeserver.url)
+        try:
+            async with running_bot(clinic.config_path) as bot:
+                room_id = await patient.wait_invite(timeout=TIMEOUT)
+                assert (await practitioner.wait_invite(timeout=TIMEOUT)) == room_id
+                await patient.join(room_id)
+                await practitioner.join(room_id)
+
+                # The bot's device is cross-signed by the bot: only-signed mode accepts it.
+                trust = await patient.device_trust(bot_id, bot.client.device_id)
+                assert trust["known"] and trust["signedByOwner"], trust
+
+                # State (unencrypted): the pair ids and the pinned disclaimer.
+                assert (await patient.state(room_id, "m.room.encryption"))["algorithm"] == "m.megolm.v1.aes-sha2"
+                assert await patient.state(room_id, "carebot.pair") == {"patient": "pat-1", "practitioner": "dr-a"}
+
+                # The disclaimer, decrypted by the js patient.
+                disclaimer = await _wait_event(
+                    patient,
+                    room_id,
+                    lambda e: e["sender"] == bot_id and (e.get("content") or {}).get("carebot.disclaimer") is True,
+                    "decrypted disclaimer",
+                )
+                assert disclaimer["encrypted"] and disclaimer["decrypted"], disclaimer
+                assert "decryptionError" not in disclaimer, disclaimer
+                assert disclaimer["content"]["msgtype"] == "m.notice"
+                assert "112" in disclaimer["content"]["body"] and "3114" in disclaimer["content"]["body"]
+                pinned = await patient.state(room_id, "m.room.pinned_events")
+                assert pinned and disclaimer["eventId"] in pinned["pinned"], (pinned, disclaimer["eventId"])
+
+                # Renewal: pending -> approved with the practitioner's note.
+                pending = await _command(patient, patient, room_id, bot_id, "!renouveler Levothyroxine 75 µg")
+                renewal = pending["content"]["carebot.renewal"]
+                assert renewal["status"] == "pending", renewal
+                assert renewal["rules"] == [], renewal
+                request_id = renewal["id"]
+                assert request_id == "R1", renewal
+
+                # The practitioner's js client gets the pending notice too (bot -> practitioner).
+                await _wait_event(
+                    practitioner,
+                    room_id,
+                    lambda e: e["sender"] == bot_id
+                    and e.get("decrypted")
+                    and (e["content"].get("carebot.renewal") or {}).get("status") == "pending",
+                    "pending renewal notice",
+                )
+
+                await _command(practitioner, practitioner, room_id, bot_id, f"!accepter {request_id} Ordonnance prête")
+                approved = await _wait_event(
+                    patient,
+                    room_id,
+                    lambda e: e["sender"] == bot_id
+                    and e.get("decrypted")
+                    and (e["content"].get("carebot.renewal") or {}).get("status") == "approved",
+                    "approved renewal",
+                )
+                assert approved["content"]["carebot.renewal"]["id"] == request_id, approved
+                assert "Ordonnance prête" in approved["content"]["body"], approved["content"]["body"]
+
+                # Ineligible medication: named rules.
+                refused = await _command(patient, patient, room_id, bot_id, "!renouveler morphine")
+                renewal = refused["content"]["carebot.renewal"]
+                assert renewal["status"] == "ineligible", renewal
+                assert renewal["rules"], renewal
+        finally:
+            await practitioner.close()
+    finally:
+        await patient.close()
