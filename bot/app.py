@@ -88,6 +88,7 @@ class CareBot:
         self.service: CareService | None = None
         self.state: _State | None = None
         self.ready = asyncio.Event()
+        self.sync_loop: SyncLoop | None = None
         self._wake_outbox = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
         self._reload_requested = asyncio.Event()
@@ -143,7 +144,7 @@ class CareBot:
     async def _main(self, stop: asyncio.Event) -> None:
         assert self.store is not None and self.client is not None
         store = self.store
-        loop = SyncLoop(
+        self.sync_loop = loop = SyncLoop(
             self.client,
             get_token=lambda: store.get(SYNC_TOKEN_KEY),
             save_token=lambda token: store.set(SYNC_TOKEN_KEY, token),
@@ -422,8 +423,11 @@ class CareBot:
             wanted = {(p.patient.id, p.practitioner.id): p for p in care.roster.verified_pairs()}
             known = {(r.patient_id, r.practitioner_id): r for r in await self.store.rooms()}
             # Rooms found from their carebot.pair state but missing in the database.
+            joined: set[str] = set()
+            if any(k not in known and k not in self.state.seen_pairs.values() for k in wanted):
+                joined = await self._pairs_from_server({r.room_id for r in known.values()})
             for room_id, key in self.state.seen_pairs.items():
-                if key not in known and room_id in self.client.rooms:
+                if key not in known and (room_id in self.client.rooms or room_id in joined):
                     async with self.store.transaction():
                         await self.store.save_room(room_id, *key, state="active" if key in wanted else "closed")
                     known[key] = RoomRecord(room_id, key[0], key[1], "active" if key in wanted else "closed")
@@ -445,6 +449,21 @@ class CareBot:
             for key, record in known.items():
                 if key not in wanted and record.state == "active":
                     await self._close_room(record)
+
+    async def _pairs_from_server(self, known_rooms: set[str]) -> set[str]:
+        """Ask the server (not the sync, which Synapse may answer from its response cache
+        after a lost database) which joined rooms carry our `carebot.pair` state."""
+        assert self.client is not None and self.state is not None
+        resp = await self.client.joined_rooms()
+        rooms = set(getattr(resp, "rooms", None) or ())
+        for room_id in rooms - known_rooms - set(self.state.seen_pairs):
+            state = await self.client.room_get_state(room_id)
+            for ev in getattr(state, "events", None) or ():
+                content = ev.get("content", {})
+                if (ev.get("type") == PAIR_STATE and ev.get("state_key") == "" and ev.get("sender") == self.client.user_id
+                        and {"patient", "practitioner"} <= set(content)):
+                    self.state.seen_pairs[room_id] = (content["patient"], content["practitioner"])
+        return rooms
 
     async def _create_room(self, pair: Any) -> None:
         assert self.client is not None and self.store is not None and self.state is not None

@@ -259,6 +259,7 @@ class SyncLoop:
         self.backoff = backoff or Backoff()
         self.sync_filter = sync_filter
         self.synced = asyncio.Event()
+        self.failed_syncs = 0  # since start, for health checks and tests
 
     async def _housekeeping(self) -> None:
         client = self.client
@@ -292,6 +293,7 @@ class SyncLoop:
             if not isinstance(resp, SyncResponse):
                 delay = self.backoff.delay(failures)
                 failures += 1
+                self.failed_syncs += 1
                 log.warning(
                     "matrix.sync_failed",
                     attempt=failures,

@@ -227,3 +227,112 @@ async def running_bot(config_path: Path, ready_timeout: float = 60.0) -> AsyncIt
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+class BotProcess:
+    """`carebot run` as a real child process, so a test can SIGKILL it."""
+
+    def __init__(self, config_path: Path, env: dict[str, str] | None = None) -> None:
+        self.config_path = config_path
+        self.env = env or {}
+        self.proc: asyncio.subprocess.Process | None = None
+        self.lines: list[str] = []
+        self._reader: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self, timeout: float = 60.0) -> "BotProcess":
+        import os
+        import sys
+
+        env = {**os.environ, **self.env}
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "run", "--config", str(self.config_path),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
+        self._reader = asyncio.create_task(self._read())
+        waiter = asyncio.create_task(self._ready.wait())
+        died = asyncio.create_task(self.proc.wait())
+        done, _ = await asyncio.wait({waiter, died}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        died.cancel()
+        if not self._ready.is_set():
+            raise RuntimeError("bot did not become ready:\n" + "\n".join(self.lines[-30:]))
+        return self
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        async for raw in self.proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            self.lines.append(line)
+            if '"carebot.ready"' in line:
+                self._ready.set()
+
+    async def wait_exit(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        if self._reader:
+            await asyncio.wait_for(self._reader, 5)
+        return code
+
+    async def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.terminate()
+        return await self.wait_exit()
+
+
+class CuttableProxy:
+    """A TCP proxy on loopback between the bot and Synapse that a test can cut and restore."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._conns: set[asyncio.StreamWriter] = set()
+        self.up = True
+
+    async def start(self) -> "CuttableProxy":
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _pipe(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        try:
+            while data := await r.read(65536):
+                w.write(data)
+                await w.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            w.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:
+            writer.close()
+            return
+        try:
+            ur, uw = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._conns |= {writer, uw}
+        await asyncio.gather(self._pipe(reader, uw), self._pipe(ur, writer))
+        self._conns -= {writer, uw}
+
+    def cut(self) -> None:
+        self.up = False
+        for w in list(self._conns):
+            w.close()
+
+    def restore(self) -> None:
+        self.up = True
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server:
+            self._server.close()

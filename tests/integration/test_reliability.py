@@ -1,0 +1,106 @@
+"""Nothing lost, nothing repeated: SIGKILL at the worst moments, and a cut to the homeserver."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+import yaml
+
+from bot.devserver import Homeserver
+from tests.integration.helpers import BotProcess, CuttableProxy, make_clinic, running_bot
+
+pytestmark = pytest.mark.integration
+
+
+async def wait_until(predicate, timeout: float, step: float = 0.2) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(step)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+def replying_to(event_id: str):
+    return lambda s: s.content.get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id
+
+
+async def _count_after_barrier(patient, room_id: str, event_id: str) -> int:
+    """Replies to `event_id` seen once a later command has been answered (the outbox is FIFO)."""
+    barrier = await patient.send(room_id, "!aide")
+    await patient.wait_for(replying_to(barrier))
+    return sum(1 for s in patient.seen if replying_to(event_id)(s))
+
+
+@pytest.mark.parametrize("crash_at", ["after_commit", "after_send"])
+async def test_sigkill_between_receiving_and_replying_loses_nothing_and_repeats_nothing(
+    homeserver, new_user, tmp_path, crash_at
+):
+    clinic = make_clinic(tmp_path, homeserver, new_user)
+    patient = await clinic.user(clinic.patient, "patient").start()
+    try:
+        bot = await BotProcess(clinic.config_path).start()
+        room_id = await patient.wait_room()
+        await patient.wait_for(lambda s: s.content.get("carebot.disclaimer") is True)
+        await bot.stop()
+
+        bot = await BotProcess(clinic.config_path, {"CAREBOT_CRASH_AT": crash_at}).start()
+        ask = await patient.send(room_id, "!renouveler Levothyroxine 75 µg")
+        assert await bot.wait_exit() == -9  # killed at the crash point
+
+        bot = await BotProcess(clinic.config_path).start()
+        reply = await patient.wait_for(replying_to(ask))
+        assert reply.content["carebot.renewal"]["status"] == "pending"
+        assert await _count_after_barrier(patient, room_id, ask) == 1
+        await bot.stop()
+        db = sqlite3.connect(tmp_path / "data" / "carebot.db")
+        assert db.execute("SELECT count(*) FROM requests").fetchone()[0] == 1
+        assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+    finally:
+        await patient.close()
+
+
+async def test_homeserver_outage_then_catch_up_without_duplicates(new_user, tmp_path):
+    hs = Homeserver(tmp_path / "hs")
+    hs.start()
+    proxy = await CuttableProxy(hs.port).start()
+    patient = None
+    try:
+        users = iter(range(1000))
+        clinic = make_clinic(tmp_path, hs, lambda p: (hs.register(f"{p}{next(users)}", "pw-long-1"), "pw-long-1"))
+        config = yaml.safe_load(clinic.config_path.read_text())
+        config["homeserver"]["url"] = proxy.url
+        config["sync"] = {"timeout_ms": 1000, "backoff_max_s": 2}
+        clinic.config_path.write_text(yaml.safe_dump(config))
+        patient = await clinic.user(clinic.patient, "patient").start()
+        async with running_bot(clinic.config_path) as bot:
+            room_id = await patient.wait_room()
+            await patient.wait_for(lambda s: s.content.get("carebot.disclaimer") is True)
+
+            # The bot's link to the homeserver is cut; the patient keeps writing.
+            proxy.cut()
+            during = [
+                await patient.send(room_id, "!renouveler Levothyroxine 75 µg"),
+                await patient.send(room_id, "!statut"),
+            ]
+            # Several failed syncs (with backoff) before the link comes back.
+            loop = bot.sync_loop
+            assert loop is not None
+            await wait_until(lambda: loop.failed_syncs >= 4, timeout=60)
+            proxy.restore()
+            for event_id in during:
+                await patient.wait_for(replying_to(event_id), timeout=60)
+
+            # The homeserver itself goes down and comes back; the bot keeps running.
+            hs.stop()
+            hs.start()
+            later = await patient.send(room_id, "!statut")
+            await patient.wait_for(replying_to(later), timeout=60)
+            for event_id in during:
+                assert await _count_after_barrier(patient, room_id, event_id) == 1
+    finally:
+        if patient:
+            await patient.close()
+        await proxy.close()
+        hs.stop()
