@@ -27,6 +27,7 @@ from nio import (
     RoomCreateResponse,
     RoomMemberEvent,
     RoomMessageText,
+    RoomPutStateResponse,
     SyncResponse,
     UnknownEvent,
 )
@@ -46,6 +47,7 @@ from bot.matrix.client import (
 )
 from bot.matrix.messages import notice, renewal_meta
 from bot.matrix.rooms import PAIR_STATE, create_room_body
+from bot.matrix.trust import DeviceTrust
 from bot.store import RoomRecord, Store
 
 log = structlog.get_logger("carebot")
@@ -89,6 +91,7 @@ class CareBot:
         self.state: _State | None = None
         self.ready = asyncio.Event()
         self.sync_loop: SyncLoop | None = None
+        self.trust: DeviceTrust | None = None
         self._wake_outbox = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
         self._reload_requested = asyncio.Event()
@@ -113,6 +116,7 @@ class CareBot:
                 self.config.bot.device_name,
                 self.storage,
             )
+            self.trust = DeviceTrust(self.client, self.config.trust)
             try:
                 await self._setup_identity()
                 await self._main(stop)
@@ -159,7 +163,12 @@ class CareBot:
             asyncio.create_task(self._watch_files(stop), name="watch"),
         ]
         try:
-            await asyncio.wait_for(loop.synced.wait(), timeout=None)
+            synced = asyncio.create_task(loop.synced.wait())
+            await asyncio.wait([synced, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
+            if not synced.done():
+                synced.cancel()
+                tasks[0].result()  # the sync task ended before the first sync: raise why
+                return
             await self.reconcile()
             self.ready.set()
             log.info("carebot.ready", rooms=len(await store.rooms()))
@@ -181,7 +190,8 @@ class CareBot:
 
     # -- sync handling -------------------------------------------------------------------
     async def _on_sync(self, resp: SyncResponse, initial: bool) -> None:
-        assert self.state is not None
+        assert self.state is not None and self.trust is not None
+        self.trust.invalidate(resp.device_list.changed)
         for room_id, info in resp.rooms.invite.items():
             await self._on_invite(room_id, info.invite_state)
         for room_id, info in resp.rooms.join.items():
@@ -300,7 +310,7 @@ class CareBot:
             if await self.store.is_processed(event.event_id):
                 return
             locale = self.state.care.locale_of(pair, pair.practitioner.matrix_id)
-            text = self.state.care.texts.get("intruder_removed", locale)
+            text = self.state.care.texts.get("intruder_removed", locale, user=member)
             content = notice(text, mentions=[(pair.practitioner.matrix_id, pair.practitioner.display_name)])
             content[_TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
             await self.store.enqueue(txn_for(event.event_id, "intruder"), record.room_id, content)
@@ -329,46 +339,27 @@ class CareBot:
 
     # -- outbox --------------------------------------------------------------------------
     async def _outbox_loop(self, stop: asyncio.Event) -> None:
+        """Send queued replies in order, per room; what fails stays queued and is retried."""
         assert self.store is not None
         failures = 0
         while not stop.is_set():
             self._wake_outbox.clear()
-            pending = False
+            blocked: set[str] = set()  # a room whose earlier message is not out yet waits
             for item in await self.store.outbox():
-                content = dict(item.content)
-                to = content.pop(_TO, None)
-                if to is None:
-                    room = self.client.rooms.get(item.room_id)  # type: ignore[union-attr]
-                    to = list(room.users) if room is not None else []
-                pin = content.pop(_PIN, False)
-                leave = content.pop(_LEAVE, False)
+                if item.room_id in blocked:
+                    continue
                 try:
-                    event_id = await send_encrypted(
-                        self.client,  # type: ignore[arg-type]
-                        item.room_id,
-                        content,
-                        item.txn_id,
-                        to,
-                        ignore_unverified=self.config.trust == "tofu",
-                        event_type=item.event_type,
-                    )
+                    event_id = await self._send_item(item)
                 except Exception as e:  # noqa: BLE001 - network trouble: keep it for later
                     log.warning("outbox.send_error", room_id=item.room_id, error=type(e).__name__)
                     event_id = None
                 if event_id is None:
-                    pending = True
+                    blocked.add(item.room_id)
                     continue
-                crash_point("after_send")
-                if pin:
-                    await self.client.room_put_state(  # type: ignore[union-attr]
-                        item.room_id, "m.room.pinned_events", {"pinned": [event_id]}
-                    )
-                if leave:
-                    await self.client.room_leave(item.room_id)  # type: ignore[union-attr]
                 async with self.store.transaction():
                     await self.store.sent(item.id)
                 log.info("outbox.sent", room_id=item.room_id, event_id=event_id)
-            if pending:
+            if blocked:
                 failures += 1
                 delay = Backoff(base=0.5, cap=10).delay(failures)
             else:
@@ -378,6 +369,72 @@ class CareBot:
                 await asyncio.wait_for(self._wake_outbox.wait(), timeout=delay)
             except asyncio.TimeoutError:
                 pass
+
+    async def _send_item(self, item: Any) -> str | None:
+        """Send one outbox item (and its pin or leave); the event id once all of it is done."""
+        assert self.client is not None and self.trust is not None
+        content = dict(item.content)
+        to = content.pop(_TO, None)
+        if to is None:
+            room = self.client.rooms.get(item.room_id)
+            to = list(room.users) if room is not None else []
+        pin = content.pop(_PIN, False)
+        leave = content.pop(_LEAVE, False)
+        unsigned = await self.trust.prepare(set(to) | {self.client.user_id})
+        event_id = await send_encrypted(
+            self.client,
+            item.room_id,
+            content,
+            item.txn_id,
+            to,
+            ignore_unverified=self.config.trust == "tofu",
+            event_type=item.event_type,
+        )
+        if event_id is None:
+            return None
+        await self.trust.send_withheld(item.room_id, unsigned)
+        await self._warn_unsigned(item.room_id, unsigned)
+        crash_point("after_send")
+        if pin:
+            resp = await self.client.room_put_state(
+                item.room_id, "m.room.pinned_events", {"pinned": [event_id]}
+            )
+            if not isinstance(resp, RoomPutStateResponse):
+                return None  # sent again later with the same transaction id, then pinned
+        if leave:
+            await self.client.room_leave(item.room_id)
+        return event_id
+
+    async def _warn_unsigned(self, room_id: str, unsigned: dict[str, list[str]]) -> None:
+        """Tell the practitioner, once per device, that a member's device is not cross-signed."""
+        assert self.store is not None and self.state is not None and self.client is not None
+        record = await self.store.room(room_id)
+        if record is None:
+            return
+        care = self.state.care
+        pair = care.roster.pair(record.patient_id, record.practitioner_id)
+        if pair is None:
+            return
+        for mxid, devices in unsigned.items():
+            if mxid == self.client.user_id:
+                continue
+            name = pair.patient.display_name if mxid == pair.patient.matrix_id else pair.practitioner.display_name
+            for device_id in devices:
+                key = f"warned:{room_id}:{mxid}:{device_id}"
+                async with self.store.transaction():
+                    if await self.store.get(key) is not None:
+                        continue
+                    await self.store.set(key, "1")
+                    text = care.texts.get(
+                        "unsigned_device_" + self.config.trust.replace("-", "_"),
+                        care.locale_of(pair, pair.practitioner.matrix_id),
+                        who=name,
+                    )
+                    content = notice(text, mentions=[(pair.practitioner.matrix_id, pair.practitioner.display_name)])
+                    content[_TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
+                    await self.store.enqueue(txn_for("unsigned", room_id, mxid, device_id), room_id, content)
+                log.info("trust.unsigned_device", room_id=room_id, pair=f"{record.patient_id}/{record.practitioner_id}")
+        self._wake_outbox.set()
 
     # -- roster and policies ---------------------------------------------------------------
     async def _watch_files(self, stop: asyncio.Event) -> None:

@@ -169,21 +169,33 @@ async def connect(
 
 async def share_room_key(
     client: AsyncClient, room_id: str, users: Iterable[str], ignore_unverified: bool
-) -> None:
-    """Share this room's outbound Megolm session with the devices of `users` only.
+) -> bool:
+    """Share this room's Megolm session with the devices of `users` only; True if shared now.
 
-    nio's own sharing goes to every member in its room view; carebot narrows it to the
-    pair, so an intruder who got in before being removed never receives a room key.
+    nio's own sharing goes to every member in its room view and never reaches a device that
+    appears after the session was shared (an invitee joining later, a new phone). carebot
+    narrows sharing to the pair and rotates the session whenever one of the pair's devices
+    has not received it, so an intruder never gets a key and no member is left out.
     """
     olm = client.olm
     assert olm is not None
-    if not olm.should_share_group_session(room_id):
-        return
-    users = [u for u in users if u != client.user_id] + [client.user_id]
-    missing: dict[str, list[str]] = {}
-    for user_id, devices in client.get_missing_sessions(room_id).items():
-        if user_id in users:
-            missing[user_id] = devices
+    users = list(dict.fromkeys([u for u in users if u != client.user_id] + [client.user_id]))
+    unknown = [u for u in users if not list(olm.device_store.active_user_devices(u))]
+    if unknown:
+        olm.users_for_key_query.update(unknown)
+        await client.keys_query()
+    session = olm.outbound_group_sessions.get(room_id)
+    if session is not None and session.shared and not session.expired:
+        have = session.users_shared_with | session.users_ignored
+        needed = {
+            (u, d.id)
+            for u in users
+            for d in olm.device_store.active_user_devices(u)
+            if d.id != client.device_id and not olm.is_device_blacklisted(d)
+        }
+        if needed <= have:
+            return False
+    missing = olm.get_missing_sessions(users)
     if missing:
         await client.keys_claim(missing)
     requests = []
@@ -202,6 +214,7 @@ async def share_room_key(
         if isinstance(result, BaseException):
             raise result
     olm.outbound_group_sessions[room_id].shared = True
+    return True
 
 
 async def send_encrypted(
@@ -309,9 +322,22 @@ class SyncLoop:
             if failures:
                 log.info("matrix.sync_recovered", after_failures=failures)
             failures = 0
-            await self._housekeeping()
-            # Events of the very first sync of a new bot predate it: state only, no replies.
-            await self.handler(resp, initial)
+            try:
+                await self._housekeeping()
+                # Events of the very first sync of a new bot predate it: state only, no replies.
+                await self.handler(resp, initial)
+            except Exception as e:  # noqa: BLE001
+                # Not saving the token means this batch comes again: handled events are
+                # skipped by id, the others are retried. Nothing is lost.
+                delay = self.backoff.delay(failures)
+                failures += 1
+                self.failed_syncs += 1
+                log.exception("matrix.batch_failed", error=type(e).__name__, retry_in_s=round(delay, 2))
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+                continue
             token = resp.next_batch
             await self.save_token(token)
             initial = False

@@ -1,0 +1,111 @@
+"""Which devices get room keys: the clinic's `trust` setting, applied before every key share.
+
+- `tofu` (default): the devices of the pair's members get keys, as Element does without
+  "exclude insecure devices". Devices not cross-signed by their owner are reported once, so
+  the practitioner can ask the person to verify them.
+- `cross-signed`: only devices cross-signed by their owner get keys (MSC4153). The others are
+  sent `m.room_key.withheld` with code `m.unverified`, so their clients can say why.
+
+Cross-signing status comes from /keys/query and is checked here (bot.matrix.crypto); it is
+cached per user and refreshed when the homeserver says that user's devices changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
+
+import structlog
+from nio import AsyncClient
+from nio.api import Api
+from nio.responses import ToDeviceResponse
+
+from bot.matrix.crypto import cross_signed_devices
+
+log = structlog.get_logger("carebot.trust")
+
+TOFU = "tofu"
+CROSS_SIGNED = "cross-signed"
+
+
+@dataclass
+class DeviceTrust:
+    client: AsyncClient
+    mode: str = TOFU
+    _signed: dict[str, set[str]] = field(default_factory=dict)
+    _withheld: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def invalidate(self, user_ids: Iterable[str]) -> None:
+        for user_id in user_ids:
+            self._signed.pop(user_id, None)
+
+    async def signed(self, user_ids: Iterable[str]) -> dict[str, set[str]]:
+        users = list(dict.fromkeys(user_ids))
+        missing = [u for u in users if u not in self._signed]
+        if missing:
+            self._signed.update(await cross_signed_devices(self.client, missing))
+        return {u: self._signed.get(u, set()) for u in users}
+
+    async def unsigned_devices(self, user_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Per user, known devices that are not cross-signed by their owner."""
+        signed = await self.signed(user_ids)
+        out: dict[str, list[str]] = {}
+        for user_id, ok in signed.items():
+            devices = self.client.device_store.active_user_devices(user_id)
+            bad = sorted(d.id for d in devices if d.id not in ok)
+            if bad:
+                out[user_id] = bad
+        return out
+
+    async def prepare(self, user_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Mark devices for nio before a key share; returns the refused or unsigned devices."""
+        users = list(user_ids)
+        unsigned = await self.unsigned_devices(users)
+        if self.mode != CROSS_SIGNED:
+            return unsigned
+        for user_id in users:
+            for device in self.client.device_store.active_user_devices(user_id):
+                if device.id in unsigned.get(user_id, ()):
+                    if not self.client.olm.is_device_blacklisted(device):  # type: ignore[union-attr]
+                        self.client.blacklist_device(device)
+                else:
+                    if self.client.olm.is_device_blacklisted(device):  # type: ignore[union-attr]
+                        self.client.unblacklist_device(device)
+                    if not self.client.olm.is_device_verified(device):  # type: ignore[union-attr]
+                        self.client.verify_device(device)
+        return unsigned
+
+    async def send_withheld(self, room_id: str, refused: dict[str, list[str]]) -> None:
+        """Tell refused devices, once per session, that the key is withheld (m.unverified)."""
+        olm = self.client.olm
+        if olm is None or self.mode != CROSS_SIGNED or not refused:
+            return
+        session = olm.outbound_group_sessions.get(room_id)
+        if session is None:
+            return
+        messages: dict[str, dict[str, Any]] = {}
+        for user_id, devices in refused.items():
+            for device_id in devices:
+                key = (session.id, user_id, device_id)
+                if key in self._withheld:
+                    continue
+                self._withheld.add(key)
+                messages.setdefault(user_id, {})[device_id] = {
+                    "room_id": room_id,
+                    "algorithm": "m.megolm.v1.aes-sha2",
+                    "session_id": session.id,
+                    "sender_key": olm.account.identity_keys["curve25519"],
+                    "code": "m.unverified",
+                    "reason": "This device is not cross-signed by its owner; verify it to read this room.",
+                }
+        if not messages:
+            return
+        method, path, data = Api.to_device(
+            self.client.access_token, "m.room_key.withheld", messages, uuid4()
+        )
+        resp = await self.client._send(  # noqa: SLF001 - nio has no withheld sender
+            ToDeviceResponse, method, path, data, response_data=(None,)
+        )
+        log.info("trust.withheld", room_id=room_id, devices=sum(len(v) for v in messages.values()), ok=isinstance(resp, ToDeviceResponse))
