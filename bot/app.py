@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import signal
 import time
 from collections.abc import Callable
@@ -56,6 +57,7 @@ log = structlog.get_logger("carebot")
 _TO = "_carebot_to"
 _PIN = "_carebot_pin"
 _LEAVE = "_carebot_leave_after"
+DISCLAIMER_KEY = "disclaimer_pending:"
 
 SYNC_FILTER: dict[str, Any] = {
     "room": {
@@ -293,6 +295,8 @@ class CareBot:
         if pair is not None:
             allowed |= {pair.patient.matrix_id, pair.practitioner.matrix_id}
         if member in allowed and member != self.client.user_id:
+            if event.membership == "join":
+                await self._release_disclaimer(record.room_id)
             if event.membership == "leave":
                 # Left or rejected the invite: the room is kept and they are invited again at
                 # the next reconciliation (start or roster reload). Never a second room.
@@ -551,11 +555,24 @@ class CareBot:
         disclaimer[_PIN] = True
         async with self.store.transaction():
             await self.store.save_room(room_id, pair.patient.id, pair.practitioner.id)
-            await self.store.enqueue(txn_for("disclaimer", room_id), room_id, disclaimer)
+            # Sent when the first member joins: still the room's first message (nobody else
+            # can write before joining), and by then the member's client knows the bot's
+            # device, which Element's "exclude insecure devices" mode needs to show it.
+            await self.store.set(DISCLAIMER_KEY + room_id, json.dumps(disclaimer))
             await self.store.audit("bot", "room.created", room_id, {"patient": pair.patient.id, "practitioner": pair.practitioner.id}, care.policy_hash)
         self.state.seen_pairs[room_id] = (pair.patient.id, pair.practitioner.id)
         self._wake_outbox.set()
         log.info("room.created", room_id=room_id, pair=f"{pair.patient.id}/{pair.practitioner.id}")
+
+    async def _release_disclaimer(self, room_id: str) -> None:
+        assert self.store is not None
+        async with self.store.transaction():
+            pending = await self.store.get(DISCLAIMER_KEY + room_id)
+            if pending is None:
+                return
+            await self.store.enqueue(txn_for("disclaimer", room_id), room_id, json.loads(pending))
+            await self.store.delete(DISCLAIMER_KEY + room_id)
+        self._wake_outbox.set()
 
     async def _ensure_members(self, room_id: str, pair: Any) -> None:
         """Invite again a member who left or rejected the invite; never a second room."""

@@ -186,7 +186,9 @@ async def share_room_key(
         await client.keys_query()
     session = olm.outbound_group_sessions.get(room_id)
     if session is not None and session.shared and not session.expired:
-        have = session.users_shared_with | session.users_ignored
+        # users_ignored also holds devices that were blacklisted then: one that became
+        # trusted since must be served, so only what was really shared counts.
+        have = session.users_shared_with
         needed = {
             (u, d.id)
             for u in users

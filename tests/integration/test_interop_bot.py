@@ -13,8 +13,9 @@ import asyncio
 import importlib.util
 import json
 import sys
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ else:
     _spec.loader.exec_module(interop_peer)
 JsPeer = interop_peer.JsPeer
 
-TIMEOUT = 45.0
+TIMEOUT = 30.0
 
 
 async def _element_user(name: str, who: tuple[str, str], homeserver_url: str) -> Any:
@@ -108,11 +109,11 @@ async def _command(sender: Any, reader: Any, room_id: str, bot_id: str, body: st
     return reply
 
 
-async def test_element_patient_and_practitioner_in_only_signed_mode_run_the_renewal_flow(
-    homeserver, new_user, tmp_path
-):
+@contextlib.asynccontextmanager
+async def _pair_room(tmp_path: Path, homeserver: Any, new_user: Any) -> AsyncIterator[tuple[Any, Any, Any, str, str]]:
+    """Cross-signed, only-signed js patient and practitioner, the real bot, both joined to the
+    pair room the bot created: yields (bot, patient, practitioner, room_id, bot_user_id)."""
     clinic = make_clinic(tmp_path, homeserver, new_user)
-    bot_id = clinic.bot[0]
     patient = await _element_user("patient", clinic.patient, homeserver.url)
     try:
         practitioner = await _element_user("practitioner", clinic.practitioner, homeserver.url)
@@ -122,65 +123,122 @@ async def test_element_patient_and_practitioner_in_only_signed_mode_run_the_rene
                 assert (await practitioner.wait_invite(timeout=TIMEOUT)) == room_id
                 await patient.join(room_id)
                 await practitioner.join(room_id)
-
-                # The bot's device is cross-signed by the bot: only-signed mode accepts it.
-                trust = await patient.device_trust(bot_id, bot.client.device_id)
-                assert trust["known"] and trust["signedByOwner"], trust
-
-                # State (unencrypted): the pair ids and the pinned disclaimer.
-                assert (await patient.state(room_id, "m.room.encryption"))["algorithm"] == "m.megolm.v1.aes-sha2"
-                assert await patient.state(room_id, "carebot.pair") == {"patient": "pat-1", "practitioner": "dr-a"}
-
-                # The disclaimer, decrypted by the js patient.
-                disclaimer = await _wait_event(
-                    patient,
-                    room_id,
-                    lambda e: e["sender"] == bot_id and (e.get("content") or {}).get("carebot.disclaimer") is True,
-                    "decrypted disclaimer",
-                )
-                assert disclaimer["encrypted"] and disclaimer["decrypted"], disclaimer
-                assert "decryptionError" not in disclaimer, disclaimer
-                assert disclaimer["content"]["msgtype"] == "m.notice"
-                assert "112" in disclaimer["content"]["body"] and "3114" in disclaimer["content"]["body"]
-                pinned = await patient.state(room_id, "m.room.pinned_events")
-                assert pinned and disclaimer["eventId"] in pinned["pinned"], (pinned, disclaimer["eventId"])
-
-                # Renewal: pending -> approved with the practitioner's note.
-                pending = await _command(patient, patient, room_id, bot_id, "!renouveler Levothyroxine 75 µg")
-                renewal = pending["content"]["carebot.renewal"]
-                assert renewal["status"] == "pending", renewal
-                assert renewal["rules"] == [], renewal
-                request_id = renewal["id"]
-                assert request_id == "R1", renewal
-
-                # The practitioner's js client gets the pending notice too (bot -> practitioner).
-                await _wait_event(
-                    practitioner,
-                    room_id,
-                    lambda e: e["sender"] == bot_id
-                    and e.get("decrypted")
-                    and (e["content"].get("carebot.renewal") or {}).get("status") == "pending",
-                    "pending renewal notice",
-                )
-
-                await _command(practitioner, practitioner, room_id, bot_id, f"!accepter {request_id} Ordonnance prête")
-                approved = await _wait_event(
-                    patient,
-                    room_id,
-                    lambda e: e["sender"] == bot_id
-                    and e.get("decrypted")
-                    and (e["content"].get("carebot.renewal") or {}).get("status") == "approved",
-                    "approved renewal",
-                )
-                assert approved["content"]["carebot.renewal"]["id"] == request_id, approved
-                assert "Ordonnance prête" in approved["content"]["body"], approved["content"]["body"]
-
-                # Ineligible medication: named rules.
-                refused = await _command(patient, patient, room_id, bot_id, "!renouveler morphine")
-                renewal = refused["content"]["carebot.renewal"]
-                assert renewal["status"] == "ineligible", renewal
-                assert renewal["rules"], renewal
+                yield bot, patient, practitioner, room_id, clinic.bot[0]
         finally:
             await practitioner.close()
     finally:
         await patient.close()
+
+
+def _bot_crypto_view(bot: Any, room_id: str, users: list[str]) -> str:
+    """The bot's nio view of the pair's devices and of its outbound session (failure evidence)."""
+    olm = bot.client.olm
+    devices = {
+        u: {
+            d.id: {
+                "verified": olm.is_device_verified(d),
+                "blacklisted": olm.is_device_blacklisted(d),
+                "ignored": olm.is_device_ignored(d),
+                "has_olm_session": bool(olm.session_store.get(d.curve25519)),
+            }
+            for d in olm.device_store.active_user_devices(u)
+        }
+        for u in users
+    }
+    session = olm.outbound_group_sessions.get(room_id)
+    shared = None
+    if session is not None:
+        shared = {
+            "id": session.id,
+            "shared_with": sorted(map(list, session.users_shared_with)),
+            "ignored": sorted(map(list, session.users_ignored)),
+        }
+    return json.dumps({"devices": devices, "outbound": shared}, indent=1)
+
+
+async def _wait_event_or_dump(peer: Any, room_id: str, pred: Callable[[dict], bool], what: str, bot: Any, users: list[str]) -> dict:
+    try:
+        return await _wait_event(peer, room_id, pred, what)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nbot crypto view:\n{_bot_crypto_view(bot, room_id, users)}") from None
+
+
+def _renewal(status: str, bot_id: str) -> Callable[[dict], bool]:
+    return lambda e: (
+        e["sender"] == bot_id
+        and bool(e.get("decrypted"))
+        and ((e.get("content") or {}).get("carebot.renewal") or {}).get("status") == status
+    )
+
+
+async def _pinned(peer, room_id: str, timeout: float = 30.0) -> dict:
+    """The pinned-events state, once the bot has pinned its disclaimer (after the first join)."""
+
+    async def poll() -> dict:
+        while True:
+            try:
+                pinned = await peer.state(room_id, "m.room.pinned_events")
+            except Exception:  # noqa: BLE001 - not there yet: the peer reports M_NOT_FOUND
+                pinned = None
+            if pinned and pinned.get("pinned"):
+                return pinned
+            await asyncio.sleep(0.2)
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
+async def test_element_patient_and_practitioner_in_only_signed_mode_run_the_renewal_flow(
+    homeserver, new_user, tmp_path
+):
+    async with _pair_room(tmp_path, homeserver, new_user) as (bot, patient, practitioner, room_id, bot_id):
+        # The bot's device is cross-signed by the bot: only-signed mode accepts it.
+        trust = await patient.device_trust(bot_id, bot.client.device_id)
+        assert trust["known"] and trust["signedByOwner"], trust
+
+        # State (unencrypted): encryption, the pair ids (no names), the pinned disclaimer id.
+        assert (await patient.state(room_id, "m.room.encryption"))["algorithm"] == "m.megolm.v1.aes-sha2"
+        assert await patient.state(room_id, "carebot.pair") == {"patient": "pat-1", "practitioner": "dr-a"}
+        pinned = await patient.state(room_id, "m.room.pinned_events")
+        assert pinned and len(pinned["pinned"]) == 1, pinned
+        first = await _wait_event(
+            patient, room_id, lambda e: e["eventId"] == pinned["pinned"][0], "pinned event in the timeline"
+        )
+        assert first["sender"] == bot_id and first["encrypted"], first
+        # (whether it *decrypts* for a cold Element client: see the disclaimer test below)
+
+        # Renewal: pending -> approved with the practitioner's note. Every answer is a decrypted
+        # m.notice replying to the js command: the bot decrypted js, js decrypted the bot.
+        pending = await _command(patient, patient, room_id, bot_id, "!renouveler Levothyroxine 75 µg")
+        renewal = pending["content"]["carebot.renewal"]
+        assert renewal["status"] == "pending" and renewal["rules"] == [], renewal
+        request_id = renewal["id"]
+        assert request_id == "R1", renewal
+        users = [patient.user_id, practitioner.user_id]
+        await _wait_event_or_dump(
+            practitioner, room_id, _renewal("pending", bot_id), "pending renewal notice", bot, users
+        )
+
+        await _command(practitioner, practitioner, room_id, bot_id, f"!accepter {request_id} Ordonnance prête")
+        approved = await _wait_event(patient, room_id, _renewal("approved", bot_id), "approved renewal")
+        assert approved["content"]["carebot.renewal"]["id"] == request_id, approved
+        assert "Ordonnance prête" in approved["content"]["body"], approved["content"]["body"]
+
+        # Ineligible medication: the reply names the policy rules.
+        refused = await _command(patient, patient, room_id, bot_id, "!renouveler morphine")
+        renewal = refused["content"]["carebot.renewal"]
+        assert renewal["status"] == "ineligible" and renewal["rules"], renewal
+
+
+async def test_element_patient_in_only_signed_mode_decrypts_the_pinned_disclaimer(homeserver, new_user, tmp_path):
+    async with _pair_room(tmp_path, homeserver, new_user) as (_bot, patient, _practitioner, room_id, bot_id):
+        pinned = await _pinned(patient, room_id)
+        disclaimer = await _wait_event(
+            patient,
+            room_id,
+            lambda e: e["eventId"] == pinned["pinned"][0] and "decryptionError" not in e and bool(e.get("decrypted")),
+            "decrypted pinned disclaimer",
+        )
+        assert disclaimer["sender"] == bot_id and disclaimer["encrypted"], disclaimer
+        content = disclaimer["content"]
+        assert content.get("carebot.disclaimer") is True and content["msgtype"] == "m.notice", content
+        assert all(n in content["body"] for n in ("15", "112", "114", "3114")), content["body"]
