@@ -58,6 +58,7 @@ _TO = "_carebot_to"
 _PIN = "_carebot_pin"
 _LEAVE = "_carebot_leave_after"
 DISCLAIMER_KEY = "disclaimer_pending:"
+UTD_KEY = "undecryptable:"
 
 SYNC_FILTER: dict[str, Any] = {
     "room": {
@@ -163,6 +164,7 @@ class CareBot:
             asyncio.create_task(loop.run(stop), name="sync"),
             asyncio.create_task(self._outbox_loop(stop), name="outbox"),
             asyncio.create_task(self._watch_files(stop), name="watch"),
+            asyncio.create_task(self._housekeeping_loop(stop), name="housekeeping"),
         ]
         try:
             synced = asyncio.create_task(loop.synced.wait())
@@ -322,24 +324,83 @@ class CareBot:
             await self.store.mark_processed(event.event_id, record.room_id)
 
     async def _on_undecryptable(self, record: RoomRecord, event: MegolmEvent) -> None:
-        assert self.client is not None and self.store is not None and self.state is not None
+        """Ask for the missing key and wait for it; the sender is told only if it never comes."""
+        assert self.client is not None and self.store is not None
+        if await self.store.is_processed(event.event_id):
+            return
         try:
             await self.client.request_room_key(event)
         except Exception:  # noqa: BLE001 - a request already in flight is fine
             pass
-        pair = self.state.care.roster.pair(record.patient_id, record.practitioner_id)
-        if pair is None:
-            return
-        locale = self.state.care.locale_of(pair, event.sender)
+        deadline = time.time() + self.config.limits.undecryptable_wait_s
         async with self.store.transaction():
-            if await self.store.is_processed(event.event_id):
-                return
-            text = self.state.care.texts.get("undecryptable", locale)
-            content = notice(text, reply_to=event.event_id)
-            content[_TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
-            await self.store.enqueue(txn_for(event.event_id, "utd"), record.room_id, content)
-            await self.store.mark_processed(event.event_id, record.room_id)
-        log.warning("message.undecryptable", room_id=record.room_id, event_id=event.event_id)
+            if await self.store.get(UTD_KEY + event.event_id) is None:
+                await self.store.set(
+                    UTD_KEY + event.event_id,
+                    json.dumps({"room_id": record.room_id, "deadline": deadline, "source": event.source}),
+                )
+        log.info("message.key_requested", room_id=record.room_id, event_id=event.event_id)
+
+    async def _retry_undecryptable(self) -> None:
+        """Try again the events that could not be decrypted; give up politely at the deadline."""
+        assert self.client is not None and self.store is not None and self.state is not None
+        for key, value in await self.store.items(UTD_KEY):
+            pending = json.loads(value)
+            event = MegolmEvent.from_dict(pending["source"])
+            room_id = pending["room_id"]
+            event.room_id = room_id
+            try:
+                decrypted = self.client.decrypt_event(event)
+            except Exception:  # noqa: BLE001 - still no key
+                decrypted = None
+            if decrypted is not None and not isinstance(decrypted, RoomMessageText):
+                async with self.store.transaction():
+                    await self.store.delete(key)  # an image or a file: nothing to answer
+                continue
+            if isinstance(decrypted, RoomMessageText):
+                async with self.store.transaction():
+                    await self.store.delete(key)
+                log.info("message.decrypted_late", room_id=room_id, event_id=event.event_id)
+                await self._on_event(room_id, decrypted)
+                continue
+            if time.time() < pending["deadline"]:
+                continue
+            record = await self.store.room(room_id)
+            pair = self.state.care.roster.pair(record.patient_id, record.practitioner_id) if record else None
+            async with self.store.transaction():
+                await self.store.delete(key)
+                if pair is None or await self.store.is_processed(event.event_id):
+                    continue
+                locale = self.state.care.locale_of(pair, event.sender)
+                content = notice(self.state.care.texts.get("undecryptable", locale), reply_to=event.event_id)
+                content[_TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
+                await self.store.enqueue(txn_for(event.event_id, "utd"), room_id, content)
+                await self.store.mark_processed(event.event_id, room_id)
+            log.warning("message.undecryptable", room_id=room_id, event_id=event.event_id)
+            self._wake_outbox.set()
+
+    async def _housekeeping_loop(self, stop: asyncio.Event) -> None:
+        """Late keys, and the retention of decided requests."""
+        assert self.store is not None
+        last_purge = 0.0
+        while not stop.is_set():
+            try:
+                await self._retry_undecryptable()
+                days = self.config.retention_days
+                if days and time.time() - last_purge > 3600:
+                    last_purge = time.time()
+                    async with self.store.transaction():
+                        purged = await self.store.purge_decided(days)
+                        if purged:
+                            await self.store.audit("bot", "retention.purged", None, {"requests": purged, "days": days})
+                    if purged:
+                        log.info("retention.purged", requests=purged)
+            except Exception:  # noqa: BLE001 - housekeeping must not stop the bot
+                log.exception("housekeeping.failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=2.0)
+            except asyncio.TimeoutError:
+                pass
 
     # -- outbox --------------------------------------------------------------------------
     async def _outbox_loop(self, stop: asyncio.Event) -> None:

@@ -68,6 +68,7 @@ class LogConfig(_Model):
 class LimitsConfig(_Model):
     max_message_chars: int = Field(4000, ge=100)
     flood_messages_per_minute: int = Field(10, ge=1)
+    undecryptable_wait_s: float = Field(30.0, ge=1, le=3600)
 
 
 class SyncConfig(_Model):

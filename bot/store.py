@@ -232,6 +232,13 @@ class Store:
             (key, value),
         )
 
+    async def items(self, prefix: str) -> list[tuple[str, str]]:
+        async with self._db.execute(
+            "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key",
+            (prefix, prefix + "\uffff"),
+        ) as cur:
+            return [(str(k), str(v)) for k, v in await cur.fetchall()]
+
     async def delete(self, key: str) -> None:
         await self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
 
