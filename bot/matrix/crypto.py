@@ -1053,6 +1053,35 @@ async def recover_with_client(
     return await recover_identity(client, recovery_key, Path(storage_dir))
 
 
+async def _log_out_other_devices(client: Any, password: str) -> list[str]:
+    """The bot has one device: after a recovery, the lost one is removed from the account.
+
+    Its keys are gone, yet it is still signed by the bot's self-signing key, so clients would
+    keep sending it room keys. Deleting it needs the password (user-interactive auth).
+    """
+    from nio import DeleteDevicesAuthResponse, DevicesResponse
+
+    listed = await client.devices()
+    if not isinstance(listed, DevicesResponse):
+        return []
+    others = [d.id for d in listed.devices if d.id != client.device_id]
+    if not others:
+        return []
+    first = await client.delete_devices(others)
+    if isinstance(first, DeleteDevicesAuthResponse):
+        await client.delete_devices(
+            others,
+            {
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": client.user_id},
+                "password": password,
+                "session": first.session,
+            },
+        )
+    print(f"Removed {len(others)} old device(s) of the bot from the account.")
+    return others
+
+
 def main_recover(args: Any) -> int:
     """CLI glue for ``carebot recover --config … --recovery-key-file …``.
 
@@ -1063,7 +1092,7 @@ def main_recover(args: Any) -> int:
         key = read_recovery_key_file(args.recovery_key_file)
         decode_recovery_key(key)
     except (OSError, RecoveryKeyError) as e:
-        print(f"carebot recover: {e}")
+        print(f"carebot recover: {e}", file=sys.stderr)
         return 2
     import asyncio
 
@@ -1095,7 +1124,9 @@ def main_recover(args: Any) -> int:
                 config.bot.device_name, storage,
             )
         try:
-            return await recover_with_client(client, key, storage)
+            status = await recover_with_client(client, key, storage)
+            await _log_out_other_devices(client, password)
+            return status
         finally:
             await client.close()
 

@@ -103,9 +103,13 @@ class DeviceTrust:
         if not messages:
             return
         method, path, data = Api.to_device(
-            self.client.access_token, "m.room_key.withheld", messages, uuid4()
+            self.client.access_token, "m.room_key.withheld", {"messages": messages}, uuid4()
         )
         resp = await self.client._send(  # noqa: SLF001 - nio has no withheld sender
             ToDeviceResponse, method, path, data, response_data=(None,)
         )
+        if not isinstance(resp, ToDeviceResponse):  # not sent: try again with the next message
+            for user_id, devices in messages.items():
+                for device_id in devices:
+                    self._withheld.discard((session.id, user_id, device_id))
         log.info("trust.withheld", room_id=room_id, devices=sum(len(v) for v in messages.values()), ok=isinstance(resp, ToDeviceResponse))

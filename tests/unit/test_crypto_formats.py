@@ -401,7 +401,7 @@ def test_main_recover_reports_a_typo_before_anything_else(tmp_path, capsys):
     path = tmp_path / "recovery-key.txt"
     path.write_text(RFC7748_RECOVERY[:-1] + "e\n")
     assert main_recover(SimpleNamespace(config=None, recovery_key_file=path)) == 2
-    assert "typo" in capsys.readouterr().out
+    assert "typo" in capsys.readouterr().err
     assert main_recover(SimpleNamespace(config=None, recovery_key_file=tmp_path / "no")) == 2
     path.write_text(RFC7748_RECOVERY + "\n")
     missing_config = tmp_path / "missing.yaml"
