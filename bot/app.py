@@ -278,7 +278,9 @@ class CareBot:
         crash_point("after_commit")
 
     def _content(self, reply: Reply, pair: Any, reply_to: str | None) -> dict[str, Any]:
-        mentions = [(pair.practitioner.matrix_id, pair.practitioner.display_name)] if reply.mention_practitioner else []
+        addressed = None
+        if reply.for_practitioner is not None:
+            addressed = (pair.practitioner.matrix_id, pair.practitioner.display_name, reply.for_practitioner)
         extra: dict[str, Any] = {}
         if reply.renewal is not None:
             extra.update(renewal_meta(*reply.renewal))
@@ -286,7 +288,7 @@ class CareBot:
             extra["carebot.emergency"] = True
         if reply.disclaimer:
             extra["carebot.disclaimer"] = True
-        content = notice(reply.text, reply_to=reply_to, mentions=mentions, extra=extra)
+        content = notice(reply.text, reply_to=reply_to, addressed=addressed, extra=extra)
         content[_TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
         return content
 

@@ -116,12 +116,42 @@ def load_yaml(path: str | Path, *, display: str | None = None) -> YamlDoc:
     return parse_yaml(text, name)
 
 
+def _bad_scalar(node: yaml.Node | None) -> tuple[int | None, KeyPath]:
+    """Line and key path of the first scalar PyYAML cannot read (2026-02-30, !!int x)."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, KeyPath]] = [(node, ())] if node is not None else []
+    while stack:
+        current, path = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, yaml.ScalarNode):
+            try:
+                yaml.SafeLoader("").construct_object(current, deep=True)
+            except Exception:  # noqa: BLE001 - any failure is the one we are looking for
+                return int(current.start_mark.line) + 1, path
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((child, path + (i,)) for i, child in reversed(list(enumerate(current.value))))
+        elif isinstance(current, yaml.MappingNode):
+            for key, value in reversed(current.value):
+                label = key.value if isinstance(key, yaml.ScalarNode) else "?"
+                stack.extend([(value, path + (label,)), (key, path)])
+    return None, ()
+
+
 def parse_yaml(text: str, name: str) -> YamlDoc:
-    """Parse YAML text (named `name` in errors) into a YamlDoc."""
-    loader = yaml.SafeLoader(text)
+    """Parse YAML text (named `name` in errors) into a YamlDoc. Only ConfigErrors escape."""
+    node = None
+    loader = None
+    lines: dict[KeyPath, int] = {}
+    dupes: list[tuple[KeyPath, int]] = []
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+        if node is not None:
+            lines[()] = node.start_mark.line + 1
+            _walk(node, (), lines, dupes)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -131,13 +161,18 @@ def parse_yaml(text: str, name: str) -> YamlDoc:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigErrors([ConfigError(name, None, "", f"invalid YAML: {exc}. Fix the syntax.")]) from None
+    except RecursionError:
+        raise ConfigErrors(
+            [ConfigError(name, None, "", "invalid YAML: nested too deeply, or an alias (*name) refers to itself. Simplify the structure.")]
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - PyYAML constructors raise anything on odd scalars
+        line, path = _bad_scalar(node)
+        raise ConfigErrors(
+            [ConfigError(name, line, dotted(path), f"a value cannot be read ({type(exc).__name__}: {exc}). Check dates (YYYY-MM-DD, a real day) and remove any '!!' tag.")]
+        ) from None
     finally:
-        loader.dispose()
-    lines: dict[KeyPath, int] = {}
-    dupes: list[tuple[KeyPath, int]] = []
-    if node is not None:
-        lines[()] = node.start_mark.line + 1
-        _walk(node, (), lines, dupes)
+        if loader is not None:
+            loader.dispose()
     if dupes:
         raise ConfigErrors(
             ConfigError(name, line, dotted(p), f"key '{p[-1]}' appears twice in the same block. Keep only one.") for p, line in dupes

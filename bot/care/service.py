@@ -28,9 +28,13 @@ MAX_SHOWN_CHARS = 200
 class Reply:
     text: str
     renewal: tuple[str, str, str, tuple[str, ...]] | None = None  # id, status, medication, rules
-    mention_practitioner: bool = False
+    for_practitioner: str | None = None  # a line addressed to the practitioner, who is mentioned
     emergency: bool = False
     disclaimer: bool = False
+
+    @property
+    def mention_practitioner(self) -> bool:
+        return self.for_practitioner is not None
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,14 @@ class CareService:
         t = care.texts
         replies: list[Reply] = []
         if role == "patient" and care.lexicon.matches(body[: care.max_chars * 4]):
-            replies.append(Reply(t.get("emergency_notice", locale), emergency=True, mention_practitioner=True))
+            doc_locale = care.locale_of(pair, pair.practitioner.matrix_id)
+            replies.append(
+                Reply(
+                    t.get("emergency_notice", locale),
+                    emergency=True,
+                    for_practitioner=t.get("emergency_for_practitioner", doc_locale),
+                )
+            )
             await self.store.audit(pair.patient.id, "emergency.notice", room_id)
         parsed = cmd.parse(body, max_length=care.max_chars)
         if parsed is None:
@@ -163,6 +174,10 @@ class CareService:
         if parsed.role not in ("anyone", role):
             replies.append(Reply(t.get("not_allowed_for_role", locale, command="!" + cmd.spec(parsed.name).display_name(locale))))
             return replies
+        if parsed.name == "help":
+            help_text = cmd.help_text(locale, texts=t, role=role)  # type: ignore[arg-type]
+            replies.append(Reply(help_text + "\n\n" + t.get("disclaimer", locale)))
+            return replies
         handler = getattr(self, "_" + parsed.name)
         replies.extend(await handler(care, pair, parsed, locale, event_id, room_id, today or dt.date.today()))
         return replies
@@ -178,19 +193,16 @@ class CareService:
         return t.get("usage", locale, usage=cmd.usage(err.name, locale))
 
     # -- commands ------------------------------------------------------------------------
-    async def _help(self, care: CareContext, pair: Pair, c: cmd.Command, locale: str, *_: Any) -> list[Reply]:
-        text = cmd.help_text(locale, texts=care.texts) + "\n\n" + care.texts.get("disclaimer", locale)
-        return [Reply(text)]
-
     async def _renew(self, care: CareContext, pair: Pair, c: cmd.Command, locale: str, event_id: str, room_id: str, today: dt.date) -> list[Reply]:
         assert c.medication is not None
-        open_reqs = await self.store.open_requests(pair.patient.id)
+        # Pending requests of this patient with THIS practitioner (the rules count per pair).
+        open_reqs = [r for r in await self.store.open_requests(pair.patient.id) if r.practitioner_id == pair.practitioner.id]
         decision = care.policies.evaluate(
             EligibilityContext(
                 pair=pair,
                 medication=c.medication,
                 today=today,
-                open_medications=tuple(r.medication_key for r in open_reqs if r.practitioner_id == pair.practitioner.id),
+                open_medications=tuple(r.medication_key for r in open_reqs),
                 open_count=len(open_reqs),
             )
         )
@@ -213,8 +225,8 @@ class CareService:
         if decision.eligible:
             text = t.get("renewal_pending", locale, id=rid, medication=medication)
             doc_locale = care.locale_of(pair, pair.practitioner.matrix_id)
-            text += "\n" + t.get("renewal_new_for_practitioner", doc_locale, id=rid, medication=medication)
-            return [Reply(text, renewal=(rid, status.value, medication, ()), mention_practitioner=True)]
+            to_doc = t.get("renewal_new_for_practitioner", doc_locale, id=rid, medication=medication)
+            return [Reply(text, renewal=(rid, status.value, medication, ()), for_practitioner=to_doc)]
         reasons = "\n".join("- " + r for r in decision.reasons(locale))
         text = t.get("renewal_ineligible", locale, id=rid, medication=medication, reasons=reasons)
         return [Reply(text, renewal=(rid, status.value, medication, rules))]

@@ -43,20 +43,32 @@ def notice(
     *,
     reply_to: str | None = None,
     mentions: Sequence[tuple[str, str]] = (),
+    addressed: tuple[str, str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An m.notice. `mentions` are (user id, label) pairs put in front and in m.mentions."""
+    """An m.notice.
+
+    `mentions` are (user id, label) pairs put in front and in m.mentions. `addressed` is
+    (user id, label, text): a last paragraph for one person, who is mentioned — e.g. the
+    practitioner under an answer written for the patient.
+    """
     body = plain
     formatted = to_html(plain)
+    mentioned = [u for u, _ in mentions]
     if mentions:
         body = " ".join(label for _, label in mentions) + ": " + plain
         formatted = " ".join(mention_pill(u, label) for u, label in mentions) + ": " + formatted
+    if addressed is not None:
+        user_id, label, text = addressed
+        body += f"\n\n{label}: {text}"
+        formatted += f"<br><br>{mention_pill(user_id, label)}: {to_html(text)}"
+        mentioned.append(user_id)
     content: dict[str, Any] = {
         "msgtype": "m.notice",
         "body": body,
         "format": HTML_FORMAT,
         "formatted_body": formatted,
-        "m.mentions": {"user_ids": [u for u, _ in mentions]},
+        "m.mentions": {"user_ids": mentioned},
     }
     if reply_to:
         content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
