@@ -283,6 +283,7 @@ async def test_cross_signed_mode_withholds_keys_from_an_unsigned_device(homeserv
             await asyncio.wait_for(_until_invited(patient, room_id), TIMEOUT)
             assert patient.client is not None
             await patient.client.join(room_id)
+            await patient.wait_room(lambda r: r == room_id)  # nio knows the room after a sync
 
             # The cross-signed practitioner reads the banner.
             banner = await _wait_js(practitioner, room_id, _is_disclaimer, "decrypted disclaimer")
