@@ -229,7 +229,10 @@ class CareBot:
         if getattr(join, "room_id", None) is None:
             return
         locale = self.state.care.locale_for_mxid(inviter)
-        text = self.state.care.texts.get("stranger_refusal", locale)
+        if roster.verified_pairs_for_mxid(inviter):
+            text = self.state.care.texts.get("use_your_channel", locale)
+        else:  # in the roster, but no practitioner of theirs offers messaging
+            text = self.state.care.texts.get("stranger_refusal", locale)
         assert self.store is not None
         async with self.store.transaction():
             await self.store.enqueue(

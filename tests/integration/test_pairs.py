@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import yaml
 from nio import RoomCreateResponse, RoomGetStateEventResponse, RoomGetStateResponse
 
 from tests.integration.helpers import NioUser, Seen, make_clinic, roster_for, running_bot
@@ -305,3 +306,40 @@ async def test_pair_removed_from_roster_closes_the_room(homeserver, new_user, tm
             assert set(patient.invites) == {room_id}
     finally:
         await patient.close()
+
+
+async def test_roster_patient_without_a_verified_pair_gets_a_polite_explanation_and_no_room(
+    homeserver, new_user, tmp_path
+):
+    clinic = make_clinic(tmp_path, homeserver, new_user)
+    other_doc = new_user("drNo")
+    lonely = new_user("lonely")
+    roster = yaml.safe_load((tmp_path / "roster.yaml").read_text())
+    roster["practitioners"].append(
+        {"id": "dr-no", "matrix_id": other_doc[0], "display_name": "Dr No Messaging", "messaging": False}
+    )
+    roster["patients"].append(
+        {
+            "id": "pat-2",
+            "matrix_id": lonely[0],
+            "display_name": "Lonely Patient",
+            "care": [{"practitioner": "dr-no", "last_consultation": "2026-10-01", "treatments": []}],
+        }
+    )
+    clinic.write_roster(roster)
+    user = await clinic.user(lonely, "lonely").start()
+    try:
+        async with running_bot(clinic.config_path) as bot:
+            assert await bot.store.room_for_pair("pat-2", "dr-no") is None
+            created = await user.client.room_create(
+                invite=[clinic.bot[0]],
+                initial_state=[{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
+            )
+            room_id = created.room_id
+            answer = await user.wait_for(lambda s: s.room_id == room_id and s.sender == clinic.bot[0])
+            assert answer.decrypted and "réservé aux patients" in answer.content["body"]
+            assert "15" in answer.content["body"]
+            assert user.invites == []  # never invited to a pair room
+            assert len(await bot.store.rooms()) == 1
+    finally:
+        await user.close()

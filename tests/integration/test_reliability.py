@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 
 import pytest
 import yaml
@@ -20,6 +21,11 @@ async def wait_until(predicate, timeout: float, step: float = 0.2) -> None:
             await asyncio.sleep(step)
 
     await asyncio.wait_for(poll(), timeout)
+
+
+def bot_task_failed(bot) -> bool:
+    """The bot is still running (its sync loop did not give up)."""
+    return bot.sync_loop is None or bot.ready.is_set() is False
 
 
 def replying_to(event_id: str):
@@ -84,10 +90,12 @@ async def test_homeserver_outage_then_catch_up_without_duplicates(new_user, tmp_
                 await patient.send(room_id, "!renouveler Levothyroxine 75 µg"),
                 await patient.send(room_id, "!statut"),
             ]
-            # Several failed syncs (with backoff) before the link comes back.
+            # About 30 s without the homeserver: several failed syncs, with backoff.
             loop = bot.sync_loop
             assert loop is not None
-            await wait_until(lambda: loop.failed_syncs >= 4, timeout=60)
+            cut_at = time.monotonic()
+            await wait_until(lambda: loop.failed_syncs >= 4 and time.monotonic() - cut_at >= 30, timeout=90)
+            assert not bot_task_failed(bot)
             proxy.restore()
             for event_id in during:
                 await patient.wait_for(replying_to(event_id), timeout=60)
