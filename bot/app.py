@@ -95,6 +95,7 @@ class CareBot:
         self.ready = asyncio.Event()
         self.sync_loop: SyncLoop | None = None
         self.trust: DeviceTrust | None = None
+        self._warned: set[str] = set()
         self._wake_outbox = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
         self._reload_requested = asyncio.Event()
@@ -459,6 +460,7 @@ class CareBot:
             to,
             ignore_unverified=self.config.trust == "tofu",
             event_type=item.event_type,
+            require_encryption=not leave,  # only the short explanation in a stranger's DM may be clear
         )
         if event_id is None:
             return None
@@ -491,6 +493,9 @@ class CareBot:
             name = pair.patient.display_name if mxid == pair.patient.matrix_id else pair.practitioner.display_name
             for device_id in devices:
                 key = f"warned:{room_id}:{mxid}:{device_id}"
+                if key in self._warned:
+                    continue
+                self._warned.add(key)
                 async with self.store.transaction():
                     if await self.store.get(key) is not None:
                         continue

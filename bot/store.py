@@ -177,7 +177,11 @@ class Store:
             os.chmod(path, 0o600)
         db.row_factory = aiosqlite.Row
         await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=FULL")
+        # WAL + NORMAL: a committed transaction survives a crash of the process (kill -9);
+        # after a power cut the last ones may be lost, together with the sync token stored in
+        # the same database, so those events are fetched and handled again (replies keep
+        # their transaction ids, and the homeserver drops the duplicates).
+        await db.execute("PRAGMA synchronous=NORMAL")
         await db.execute("PRAGMA foreign_keys=ON")
         store = cls(db, path)
         try:

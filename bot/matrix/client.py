@@ -26,6 +26,8 @@ from nio import (
     AsyncClient,
     AsyncClientConfig,
     LoginResponse,
+    MatrixRoom,
+    RoomGetStateEventResponse,
     RoomSendResponse,
     SyncResponse,
     WhoamiResponse,
@@ -227,16 +229,30 @@ async def send_encrypted(
     allowed_users: Iterable[str],
     ignore_unverified: bool,
     event_type: str = "m.room.message",
+    require_encryption: bool = True,
 ) -> str | None:
     """Send one event with a fixed transaction id; returns the event id, None when not sent."""
     room = client.rooms.get(room_id)
     if room is None:
-        return None  # not synced yet: the outbox keeps it for the next round
+        # After a restart the bot syncs incrementally: a quiet room is not in nio's view yet.
+        joined = await client.joined_rooms()
+        if room_id not in getattr(joined, "rooms", []):
+            return None  # not joined (yet): the outbox keeps it for the next round
+        room = MatrixRoom(room_id, client.user_id, room_id in client.encrypted_rooms)
+        client.rooms[room_id] = room
+    if require_encryption and not room.encrypted:
+        state = await client.room_get_state_event(room_id, "m.room.encryption")
+        if not isinstance(state, RoomGetStateEventResponse) or not state.content.get("algorithm"):
+            log.error("matrix.refused_plaintext", room_id=room_id)
+            return None  # never send a pair room's message in clear
+        room.encrypted = True
+        client.encrypted_rooms.add(room_id)
     if not room.members_synced:
         await client.joined_members(room_id)
     if client.should_query_keys:
         await client.keys_query()
-    await share_room_key(client, room_id, allowed_users, ignore_unverified)
+    if room.encrypted:
+        await share_room_key(client, room_id, allowed_users, ignore_unverified)
     try:
         resp = await client.room_send(
             room_id, event_type, content, tx_id=txn_id, ignore_unverified_devices=ignore_unverified
@@ -293,12 +309,12 @@ class SyncLoop:
         failures = 0
         while not stop.is_set():
             try:
-                # The first sync of a run asks for full state so nio knows every room's
-                # members again; its timeline is still only what came after the saved token.
+                # After a restart the sync is incremental from the saved token: rooms that
+                # stay quiet are not loaded at all (nio remembers which rooms are encrypted),
+                # which keeps restarts fast with thousands of rooms.
                 resp = await self.client.sync(
                     timeout=0 if first else self.timeout_ms,
                     since=token,
-                    full_state=True if first else None,
                     sync_filter=self.sync_filter,
                 )
             except (asyncio.TimeoutError, OSError, Exception) as e:  # noqa: BLE001
