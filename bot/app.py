@@ -44,6 +44,7 @@ from bot.matrix.client import (
     StartupError,
     SyncLoop,
     connect,
+    missed_events,
     send_encrypted,
 )
 from bot.matrix.messages import notice, renewal_meta
@@ -207,7 +208,14 @@ class CareBot:
                         self.state.seen_pairs[room_id] = (content["patient"], content["practitioner"])
             if initial:
                 continue  # events from before the bot existed are history, not requests
-            for event in info.timeline.events:
+            events = list(info.timeline.events)
+            since = self.sync_loop.since if self.sync_loop else None
+            if info.timeline.limited and since and info.timeline.prev_batch:
+                # A gap (long outage, busy room): fetch what the sync left out. If this
+                # fails, the batch fails and is retried from the same token: nothing lost.
+                events = await missed_events(self.client, room_id, info.timeline.prev_batch, since) + events  # type: ignore[arg-type]
+                log.info("sync.gap_filled", room_id=room_id, events=len(events))
+            for event in events:
                 try:
                     await self._on_event(room_id, event)
                 except Exception:  # noqa: BLE001 - one bad event must not stop the bot

@@ -27,7 +27,9 @@ from nio import (
     AsyncClientConfig,
     LoginResponse,
     MatrixRoom,
+    MessageDirection,
     RoomGetStateEventResponse,
+    RoomMessagesResponse,
     RoomSendResponse,
     SyncResponse,
     WhoamiResponse,
@@ -269,6 +271,27 @@ async def send_encrypted(
 SyncHandler = Callable[[SyncResponse, bool], Awaitable[None]]
 
 
+async def missed_events(client: AsyncClient, room_id: str, prev_batch: str, since: str) -> list[Any]:
+    """Events of a room that a limited sync timeline left out, oldest first.
+
+    After a long outage the sync returns only the last events of a busy room ("limited");
+    the rest is paged back from the timeline's start down to the previous sync token.
+    """
+    chunks: list[Any] = []
+    start = prev_batch
+    for _ in range(50):  # at most 5,000 missed events per room and batch
+        resp = await client.room_messages(
+            room_id, start=start, end=since, direction=MessageDirection.back, limit=100
+        )
+        if not isinstance(resp, RoomMessagesResponse):
+            raise RuntimeError(f"could not page back missed events ({getattr(resp, 'status_code', '')})")
+        chunks.extend(resp.chunk)
+        if not resp.chunk or not resp.end or resp.end == start:
+            break
+        start = resp.end
+    return list(reversed(chunks))
+
+
 class SyncLoop:
     """Sync, hand the batch to `handler`, then save the token. Back off while unreachable."""
 
@@ -291,6 +314,7 @@ class SyncLoop:
         self.sync_filter = sync_filter
         self.synced = asyncio.Event()
         self.failed_syncs = 0  # since start, for health checks and tests
+        self.since: str | None = None  # the token the batch being handled was asked from
 
     async def _housekeeping(self) -> None:
         client = self.client
@@ -340,6 +364,7 @@ class SyncLoop:
             if failures:
                 log.info("matrix.sync_recovered", after_failures=failures)
             failures = 0
+            self.since = token
             try:
                 await self._housekeeping()
                 # Events of the very first sync of a new bot predate it: state only, no replies.

@@ -112,3 +112,21 @@ async def test_homeserver_outage_then_catch_up_without_duplicates(new_user, tmp_
             await patient.close()
         await proxy.close()
         hs.stop()
+
+
+async def test_a_command_buried_under_more_than_a_sync_timeline_is_still_answered(homeserver, new_user, tmp_path):
+    clinic = make_clinic(tmp_path, homeserver, new_user)
+    patient = await clinic.user(clinic.patient, "patient").start()
+    try:
+        async with running_bot(clinic.config_path):
+            room_id = await patient.wait_room()
+            await patient.wait_for(lambda s: s.content.get("carebot.disclaimer") is True)
+        # While the bot is down: a command, then more messages than one sync timeline holds.
+        buried = await patient.send(room_id, "!statut")
+        for n in range(110):
+            await patient.send(room_id, f"message {n}")
+        async with running_bot(clinic.config_path):
+            reply = await patient.wait_for(replying_to(buried), timeout=60)
+            assert "Vous n'avez pas de demande" in reply.content["body"]
+    finally:
+        await patient.close()
