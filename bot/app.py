@@ -25,6 +25,7 @@ from nio import (
     AsyncClient,
     InviteMemberEvent,
     MegolmEvent,
+    RoomCreateEvent,
     RoomCreateResponse,
     RoomMemberEvent,
     RoomMessageText,
@@ -210,7 +211,8 @@ class CareBot:
                 continue  # events from before the bot existed are history, not requests
             events = list(info.timeline.events)
             since = self.sync_loop.since if self.sync_loop else None
-            if info.timeline.limited and since and info.timeline.prev_batch:
+            new_room = any(isinstance(e, RoomCreateEvent) for e in list(info.state) + events)
+            if info.timeline.limited and since and info.timeline.prev_batch and not new_room:
                 # A gap (long outage, busy room): fetch what the sync left out. If this
                 # fails, the batch fails and is retried from the same token: nothing lost.
                 events = await missed_events(self.client, room_id, info.timeline.prev_batch, since) + events  # type: ignore[arg-type]
@@ -311,7 +313,7 @@ class CareBot:
         if pair is not None:
             allowed |= {pair.patient.matrix_id, pair.practitioner.matrix_id}
         if member in allowed and member != self.client.user_id:
-            if event.membership == "join":
+            if event.membership == "join" and pair is not None and member == pair.patient.matrix_id:
                 await self._release_disclaimer(record.room_id)
             if event.membership == "leave":
                 # Left or rejected the invite: the room is kept and they are invited again at
@@ -634,9 +636,10 @@ class CareBot:
         disclaimer[_PIN] = True
         async with self.store.transaction():
             await self.store.save_room(room_id, pair.patient.id, pair.practitioner.id)
-            # Sent when the first member joins: still the room's first message (nobody else
-            # can write before joining), and by then the member's client knows the bot's
-            # device, which Element's "exclude insecure devices" mode needs to show it.
+            # Sent when the patient joins: the patient's client then knows the bot's device,
+            # which Element's "exclude insecure devices" mode needs to show the message (it
+            # never retries one whose sender device it did not know). The patient cannot
+            # write before joining, so for them it is the room's first message.
             await self.store.set(DISCLAIMER_KEY + room_id, json.dumps(disclaimer))
             await self.store.audit("bot", "room.created", room_id, {"patient": pair.patient.id, "practitioner": pair.practitioner.id}, care.policy_hash)
         self.state.seen_pairs[room_id] = (pair.patient.id, pair.practitioner.id)
