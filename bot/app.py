@@ -61,6 +61,7 @@ _PIN = "_carebot_pin"
 _LEAVE = "_carebot_leave_after"
 DISCLAIMER_KEY = "disclaimer_pending:"
 UTD_KEY = "undecryptable:"
+OUTBOX_PARALLEL_ROOMS = 8
 
 SYNC_FILTER: dict[str, Any] = {
     "room": {
@@ -290,6 +291,7 @@ class CareBot:
                 )
             await self.store.mark_processed(event.event_id, room_id)
         crash_point("after_commit")
+        self._wake_outbox.set()  # start sending while the rest of the batch is handled
 
     def _content(self, reply: Reply, pair: Any, reply_to: str | None) -> dict[str, Any]:
         addressed = None
@@ -420,32 +422,41 @@ class CareBot:
 
     # -- outbox --------------------------------------------------------------------------
     async def _outbox_loop(self, stop: asyncio.Event) -> None:
-        """Send queued replies in order, per room; what fails stays queued and is retried."""
+        """Send queued replies: rooms in parallel, each room's messages in order.
+
+        What fails stays queued, in place, and is retried with backoff.
+        """
         assert self.store is not None
         failures = 0
+        sem = asyncio.Semaphore(OUTBOX_PARALLEL_ROOMS)
+
+        async def drain(items: list[Any]) -> bool:
+            async with sem:
+                for item in items:
+                    try:
+                        event_id = await self._send_item(item)
+                    except Exception as e:  # noqa: BLE001 - network trouble: keep it for later
+                        log.warning("outbox.send_error", room_id=item.room_id, error=type(e).__name__)
+                        event_id = None
+                    if event_id is None:
+                        return False  # later messages of this room wait for this one
+                    async with self.store.transaction():  # type: ignore[union-attr]
+                        await self.store.sent(item.id)  # type: ignore[union-attr]
+                    log.info("outbox.sent", room_id=item.room_id, event_id=event_id)
+                return True
+
         while not stop.is_set():
             self._wake_outbox.clear()
-            blocked: set[str] = set()  # a room whose earlier message is not out yet waits
-            for item in await self.store.outbox():
-                if item.room_id in blocked:
-                    continue
-                try:
-                    event_id = await self._send_item(item)
-                except Exception as e:  # noqa: BLE001 - network trouble: keep it for later
-                    log.warning("outbox.send_error", room_id=item.room_id, error=type(e).__name__)
-                    event_id = None
-                if event_id is None:
-                    blocked.add(item.room_id)
-                    continue
-                async with self.store.transaction():
-                    await self.store.sent(item.id)
-                log.info("outbox.sent", room_id=item.room_id, event_id=event_id)
-            if blocked:
+            by_room: dict[str, list[Any]] = {}
+            for item in await self.store.outbox(limit=500):
+                by_room.setdefault(item.room_id, []).append(item)
+            results = await asyncio.gather(*(drain(items) for items in by_room.values()))
+            if not all(results):
                 failures += 1
                 delay = Backoff(base=0.5, cap=10).delay(failures)
             else:
                 failures = 0
-                delay = 30.0
+                delay = 0.0 if len(by_room) and sum(map(len, by_room.values())) >= 500 else 30.0
             try:
                 await asyncio.wait_for(self._wake_outbox.wait(), timeout=delay)
             except asyncio.TimeoutError:

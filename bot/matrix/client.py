@@ -366,9 +366,11 @@ class SyncLoop:
             failures = 0
             self.since = token
             try:
-                await self._housekeeping()
                 # Events of the very first sync of a new bot predate it: state only, no replies.
                 await self.handler(resp, initial)
+                # Key upload/query/claim after the batch, as nio's own loop does: replies
+                # are not held back by bookkeeping.
+                await self._housekeeping()
             except Exception as e:  # noqa: BLE001
                 # Not saving the token means this batch comes again: handled events are
                 # skipped by id, the others are retried. Nothing is lost.
