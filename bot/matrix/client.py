@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -184,8 +185,19 @@ async def share_room_key(
     olm = client.olm
     assert olm is not None
     users = list(dict.fromkeys([u for u in users if u != client.user_id] + [client.user_id]))
-    unknown = [u for u in users if not list(olm.device_store.active_user_devices(u))]
+    # Devices of a member nio does not track yet (an invitee) are fetched once; someone with
+    # no device at all (never logged in yet) is asked again at most every 10 s.
+    asked: dict[str, float] = client.__dict__.setdefault("_carebot_devices_asked", {})
+    now = time.monotonic()
+    unknown = [
+        u
+        for u in users
+        if u != client.user_id
+        and not any(True for _ in olm.device_store.active_user_devices(u))
+        and now - asked.get(u, -1e9) > 10
+    ]
     if unknown:
+        asked.update((u, now) for u in unknown)
         olm.users_for_key_query.update(unknown)
         await client.keys_query()
     session = olm.outbound_group_sessions.get(room_id)

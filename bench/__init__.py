@@ -1,0 +1,1 @@
+"""Benchmarks for carebot against a throwaway Synapse (`make bench`)."""
