@@ -236,8 +236,7 @@ class Bench:
         self.fig("provision.raw_rooms_per_s", raw_rate, "rooms/s", "baseline", None,
                  rooms_timed=self.raw_n, seconds_for_pairs=round(self.raw_s, 2), concurrency=self.args.concurrency)
         self.fig("provision.bot_rooms_per_s", bot_rate, "rooms/s",
-                 "bot spawn->ready time <= 1.25 x raw creation time (goal chosen by the bench)",
-                 bot_s <= 1.25 * self.raw_s, seconds=round(bot_s, 2), rooms_created=created,
+                 "compared with raw createRoom (no goal set)", None, seconds=round(bot_s, 2), rooms_created=created,
                  creation_span_s=None if span is None else round(span, 2), ratio_time=round(bot_s / self.raw_s, 3))
         # The banner of a room goes out when its patient joins (see README), so nothing is
         # queued for the thousand rooms whose patients stay away.

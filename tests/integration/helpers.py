@@ -336,3 +336,31 @@ class CuttableProxy:
         self.cut()
         if self._server:
             self._server.close()
+
+
+def replying_to(event_id: str) -> Callable[[Seen], bool]:
+    """Matches a message that replies to `event_id` (m.in_reply_to)."""
+    return lambda s: s.content.get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id
+
+
+def js_reply_to(event: dict[str, Any]) -> str | None:
+    """The event a js peer's message replies to."""
+    return ((event.get("content") or {}).get("m.relates_to") or {}).get("m.in_reply_to", {}).get("event_id")
+
+
+async def element_user(name: str, who: tuple[str, str], homeserver_url: str) -> Any:
+    """An Element-stack user (matrix-js-sdk + Rust crypto): logged in as `who`, cross-signing
+    bootstrapped, in "exclude insecure devices" mode (OnlySignedDevicesIsolationMode)."""
+    from tests.interop.peer import JsPeer
+
+    user_id, password = who
+    peer = await JsPeer.start(name)
+    try:
+        await peer.login(homeserver_url, user_id, password, device_name=f"{name}-element")
+        boot = await peer.bootstrap_cross_signing(password)
+        assert boot["ready"] and boot["ownDevice"]["signedByOwner"], boot
+        await peer.set_isolation("only-signed")
+    except BaseException:
+        await peer.close()
+        raise
+    return peer

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -28,23 +27,13 @@ import yaml
 from nio import AsyncClient, LoginResponse, ToDeviceEvent
 
 from bot.matrix import crypto
-from tests.integration.helpers import NioUser, make_clinic, running_bot
+from tests.integration.helpers import NioUser, element_user, js_reply_to, make_clinic, running_bot
 
 pytestmark = [pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
 
-_PEER_PY = REPO / "tests" / "interop" / "peer.py"
-if "interop_peer" in sys.modules:
-    interop_peer = sys.modules["interop_peer"]
-else:
-    _spec = importlib.util.spec_from_file_location("interop_peer", _PEER_PY)
-    assert _spec and _spec.loader
-    interop_peer = importlib.util.module_from_spec(_spec)
-    sys.modules["interop_peer"] = interop_peer
-    _spec.loader.exec_module(interop_peer)
-JsPeer = interop_peer.JsPeer
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -63,23 +52,8 @@ async def _cli(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess
     )
 
 
-async def _element_user(name: str, who: tuple[str, str], homeserver_url: str) -> Any:
-    """A js peer (matrix-js-sdk + Rust crypto) logged in as `who`, cross-signed, only-signed mode."""
-    user_id, password = who
-    peer = await JsPeer.start(name)
-    try:
-        await peer.login(homeserver_url, user_id, password, device_name=f"{name}-element")
-        boot = await peer.bootstrap_cross_signing(password)
-        assert boot["ready"] and boot["ownDevice"]["signedByOwner"], boot
-        await peer.set_isolation("only-signed")
-    except BaseException:
-        await peer.close()
-        raise
-    return peer
 
 
-def _reply_to(event: dict) -> str | None:
-    return ((event.get("content") or {}).get("m.relates_to") or {}).get("m.in_reply_to", {}).get("event_id")
 
 
 async def _wait_js(peer: Any, room_id: str, predicate: Callable[[dict], bool], what: str) -> dict:
@@ -145,7 +119,7 @@ async def test_recover_restores_the_identity_on_a_new_device_after_storage_loss(
     bot_id = clinic.bot[0]
     data = tmp_path / "data"
     observer = await _plain_client(homeserver.url, clinic.practitioner)
-    patient = await _element_user("patient", clinic.patient, homeserver.url)
+    patient = await element_user("patient", clinic.patient, homeserver.url)
     try:
         # 1. First start: the bot creates its identity and the recovery key file.
         async with running_bot(clinic.config_path) as bot:
@@ -210,7 +184,7 @@ async def test_recover_restores_the_identity_on_a_new_device_after_storage_loss(
             asked = await patient.send(room_id, "!aide")
             reply = await _wait_js(
                 patient, room_id,
-                lambda e: e["sender"] == bot_id and _reply_to(e) == asked,
+                lambda e: e["sender"] == bot_id and js_reply_to(e) == asked,
                 "bot reply to !aide",
             )
             assert reply["encrypted"] and reply["decrypted"] and "decryptionError" not in reply, reply
@@ -275,7 +249,7 @@ async def test_cross_signed_mode_withholds_keys_from_an_unsigned_device(homeserv
     patient = RecordingUser(clinic.patient[0], clinic.patient[1], homeserver.url, tmp_path / "clients" / "patient")
     patient.auto_join = False
     await patient.start()
-    practitioner = await _element_user("practitioner", clinic.practitioner, homeserver.url)
+    practitioner = await element_user("practitioner", clinic.practitioner, homeserver.url)
     try:
         async with running_bot(clinic.config_path) as bot:
             room_id = await practitioner.wait_invite(timeout=TIMEOUT)
@@ -304,7 +278,7 @@ async def test_cross_signed_mode_withholds_keys_from_an_unsigned_device(homeserv
             # The bot answers (the practitioner reads it); for the patient it stays undecryptable.
             reply = await _wait_js(
                 practitioner, room_id,
-                lambda e: e["sender"] == bot_id and bool(e.get("decrypted")) and _reply_to(e) == asked,
+                lambda e: e["sender"] == bot_id and bool(e.get("decrypted")) and js_reply_to(e) == asked,
                 "the bot's reply to the patient's !aide",
             )
             bot_events = await patient.wait_for(

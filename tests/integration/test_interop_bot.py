@@ -10,9 +10,7 @@ answering proves it decrypts js messages; the js peers reading its answers prove
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,42 +19,16 @@ from typing import Any
 
 import pytest
 
-from tests.integration.helpers import make_clinic, running_bot
+from tests.integration.helpers import element_user, js_reply_to, make_clinic, running_bot
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
-_PEER_PY = Path(__file__).resolve().parents[1] / "interop" / "peer.py"
-if "interop_peer" in sys.modules:
-    interop_peer = sys.modules["interop_peer"]
-else:
-    _spec = importlib.util.spec_from_file_location("interop_peer", _PEER_PY)
-    assert _spec and _spec.loader
-    interop_peer = importlib.util.module_from_spec(_spec)
-    sys.modules["interop_peer"] = interop_peer
-    _spec.loader.exec_module(interop_peer)
-JsPeer = interop_peer.JsPeer
 
 TIMEOUT = 30.0
 
 
-async def _element_user(name: str, who: tuple[str, str], homeserver_url: str) -> Any:
-    """A js peer logged in as `who`, cross-signed, in only-signed isolation mode."""
-    user_id, password = who
-    peer = await JsPeer.start(name)
-    try:
-        await peer.login(homeserver_url, user_id, password, device_name=f"{name}-element")
-        boot = await peer.bootstrap_cross_signing(password)
-        assert boot["ready"], boot
-        assert boot["ownDevice"]["signedByOwner"], boot
-        await peer.set_isolation("only-signed")
-    except BaseException:
-        await peer.close()
-        raise
-    return peer
 
 
-def _reply_to(event: dict) -> str | None:
-    return ((event.get("content") or {}).get("m.relates_to") or {}).get("m.in_reply_to", {}).get("event_id")
 
 
 def _summary(events: list[dict]) -> str:
@@ -74,7 +46,7 @@ def _summary(events: list[dict]) -> str:
                 "decryptionError": e.get("decryptionError"),
                 "body": str(c.get("body", ""))[:80],
                 "renewal": c.get("carebot.renewal"),
-                "replyTo": _reply_to(e),
+                "replyTo": js_reply_to(e),
                 "shield": e.get("shield"),
             }
         )
@@ -100,7 +72,7 @@ async def _command(sender: Any, reader: Any, room_id: str, bot_id: str, body: st
     reply = await _wait_event(
         reader,
         room_id,
-        lambda e: e["sender"] == bot_id and _reply_to(e) == asked,
+        lambda e: e["sender"] == bot_id and js_reply_to(e) == asked,
         f"bot reply to {body!r} ({asked})",
     )
     assert reply["encrypted"] and reply["decrypted"], _summary([reply])
@@ -114,9 +86,9 @@ async def _pair_room(tmp_path: Path, homeserver: Any, new_user: Any) -> AsyncIte
     """Cross-signed, only-signed js patient and practitioner, the real bot, both joined to the
     pair room the bot created: yields (bot, patient, practitioner, room_id, bot_user_id)."""
     clinic = make_clinic(tmp_path, homeserver, new_user)
-    patient = await _element_user("patient", clinic.patient, homeserver.url)
+    patient = await element_user("patient", clinic.patient, homeserver.url)
     try:
-        practitioner = await _element_user("practitioner", clinic.practitioner, homeserver.url)
+        practitioner = await element_user("practitioner", clinic.practitioner, homeserver.url)
         try:
             async with running_bot(clinic.config_path) as bot:
                 room_id = await patient.wait_invite(timeout=TIMEOUT)

@@ -7,36 +7,17 @@ exchange encrypted messages in both directions.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+
+from tests.integration.helpers import element_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
-_PEER_PY = Path(__file__).resolve().parents[1] / "interop" / "peer.py"
-_spec = importlib.util.spec_from_file_location("interop_peer", _PEER_PY)
-assert _spec and _spec.loader
-interop_peer = importlib.util.module_from_spec(_spec)
-sys.modules["interop_peer"] = interop_peer
-_spec.loader.exec_module(interop_peer)
-JsPeer = interop_peer.JsPeer
 
 
-async def _cross_signed_peer(name: str, homeserver, new_user) -> tuple[JsPeer, str]:
-    user_id, password = new_user(name)
-    peer = await JsPeer.start(name)
-    try:
-        await peer.login(homeserver.url, user_id, password, device_name=f"{name}-element")
-        boot = await peer.bootstrap_cross_signing(password)
-        assert boot["ready"], boot
-        assert boot["ownDevice"]["signedByOwner"], boot
-        await peer.set_isolation("only-signed")
-    except BaseException:
-        await peer.close()
-        raise
-    return peer, user_id
+async def _cross_signed_peer(name: str, homeserver, new_user):
+    who = new_user(name)
+    return await element_user(name, who, homeserver.url), who[0]
 
 
 async def test_two_element_peers_exchange_encrypted_messages(homeserver, new_user):

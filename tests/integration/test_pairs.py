@@ -343,3 +343,28 @@ async def test_roster_patient_without_a_verified_pair_gets_a_polite_explanation_
             assert len(await bot.store.rooms()) == 1
     finally:
         await user.close()
+
+
+async def test_a_pair_added_to_the_roster_file_gets_its_room_without_a_restart(homeserver, new_user, tmp_path):
+    clinic = make_clinic(tmp_path, homeserver, new_user)
+    newcomer = new_user("newcomer")
+    user = await clinic.user(newcomer, "newcomer").start()
+    try:
+        async with running_bot(clinic.config_path) as bot:
+            roster = yaml.safe_load((tmp_path / "roster.yaml").read_text())
+            roster["patients"].append(
+                {
+                    "id": "pat-new",
+                    "matrix_id": newcomer[0],
+                    "display_name": "New Comer",
+                    "care": [{"practitioner": "dr-a", "last_consultation": "2026-10-01", "treatments": []}],
+                }
+            )
+            clinic.write_roster(roster)  # no reload call: the bot notices the file changed
+            room_id = await user.wait_room(timeout=30)
+            record = await bot.store.room(room_id)
+            assert record is not None and (record.patient_id, record.practitioner_id) == ("pat-new", "dr-a")
+            banner = await user.wait_for(lambda s: s.room_id == room_id and s.content.get("carebot.disclaimer") is True)
+            assert banner.decrypted
+    finally:
+        await user.close()

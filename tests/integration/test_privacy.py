@@ -6,13 +6,11 @@ import json
 
 import pytest
 
-from tests.integration.helpers import BotProcess, make_clinic
+from tests.integration.helpers import BotProcess, make_clinic, replying_to
 
 pytestmark = pytest.mark.integration
 
 
-def replying_to(event_id: str):
-    return lambda s: s.content.get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id
 
 
 async def test_a_whole_conversation_leaves_no_medical_or_personal_data_in_the_logs(homeserver, new_user, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from bot.devserver import Homeserver
-from tests.integration.helpers import BotProcess, CuttableProxy, make_clinic, running_bot
+from tests.integration.helpers import BotProcess, CuttableProxy, make_clinic, replying_to, running_bot
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +28,6 @@ def bot_task_failed(bot) -> bool:
     return bot.sync_loop is None or bot.ready.is_set() is False
 
 
-def replying_to(event_id: str):
-    return lambda s: s.content.get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id
 
 
 async def _count_after_barrier(patient, room_id: str, event_id: str) -> int:

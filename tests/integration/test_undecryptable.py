@@ -10,13 +10,11 @@ import pytest
 import yaml
 
 from nio.api import Api
-from tests.integration.helpers import make_clinic, running_bot
+from tests.integration.helpers import make_clinic, replying_to, running_bot
 
 pytestmark = pytest.mark.integration
 
 
-def replying_to(event_id: str):
-    return lambda s: s.content.get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id
 
 
 def _put_raw(homeserver_url: str, token: str, room_id: str, content: dict) -> str:
