@@ -60,6 +60,7 @@ _TO = "_carebot_to"
 _PIN = "_carebot_pin"
 _LEAVE = "_carebot_leave_after"
 DISCLAIMER_KEY = "disclaimer_pending:"
+PATIENT_BANNER_KEY = "disclaimer_for_patient:"
 UTD_KEY = "undecryptable:"
 OUTBOX_PARALLEL_ROOMS = 8
 
@@ -315,8 +316,8 @@ class CareBot:
         if pair is not None:
             allowed |= {pair.patient.matrix_id, pair.practitioner.matrix_id}
         if member in allowed and member != self.client.user_id:
-            if event.membership == "join" and pair is not None and member == pair.patient.matrix_id:
-                await self._release_disclaimer(record.room_id)
+            if event.membership == "join" and pair is not None:
+                await self._release_disclaimer(record.room_id, by_patient=member == pair.patient.matrix_id)
             if event.membership == "leave":
                 # Left or rejected the invite: the room is kept and they are invited again at
                 # the next reconciliation (start or roster reload). Never a second room.
@@ -647,24 +648,38 @@ class CareBot:
         disclaimer[_PIN] = True
         async with self.store.transaction():
             await self.store.save_room(room_id, pair.patient.id, pair.practitioner.id)
-            # Sent when the patient joins: the patient's client then knows the bot's device,
-            # which Element's "exclude insecure devices" mode needs to show the message (it
-            # never retries one whose sender device it did not know). The patient cannot
-            # write before joining, so for them it is the room's first message.
+            # Posted when a member joins (see _release_disclaimer).
             await self.store.set(DISCLAIMER_KEY + room_id, json.dumps(disclaimer))
             await self.store.audit("bot", "room.created", room_id, {"patient": pair.patient.id, "practitioner": pair.practitioner.id}, care.policy_hash)
         self.state.seen_pairs[room_id] = (pair.patient.id, pair.practitioner.id)
         self._wake_outbox.set()
         log.info("room.created", room_id=room_id, pair=f"{pair.patient.id}/{pair.practitioner.id}")
 
-    async def _release_disclaimer(self, room_id: str) -> None:
+    async def _release_disclaimer(self, room_id: str, by_patient: bool) -> None:
+        """Post the banner when the first member joins; again for a patient who joins later.
+
+        A client only shows an encrypted message in Element's "exclude insecure devices" mode
+        if it knew the sender's device when it first tried to decrypt it, and it learns the
+        bot's device when it joins. So the banner goes out at the first join (still the
+        room's first message: nobody writes before joining), and if the practitioner was
+        first, a copy is posted — and pinned — when the patient arrives.
+        """
         assert self.store is not None
         async with self.store.transaction():
             pending = await self.store.get(DISCLAIMER_KEY + room_id)
-            if pending is None:
+            if pending is not None:
+                await self.store.enqueue(txn_for("disclaimer", room_id), room_id, json.loads(pending))
+                await self.store.delete(DISCLAIMER_KEY + room_id)
+                if not by_patient:
+                    await self.store.set(PATIENT_BANNER_KEY + room_id, pending)
+            elif by_patient:
+                again = await self.store.get(PATIENT_BANNER_KEY + room_id)
+                if again is None:
+                    return
+                await self.store.enqueue(txn_for("disclaimer-patient", room_id), room_id, json.loads(again))
+                await self.store.delete(PATIENT_BANNER_KEY + room_id)
+            else:
                 return
-            await self.store.enqueue(txn_for("disclaimer", room_id), room_id, json.loads(pending))
-            await self.store.delete(DISCLAIMER_KEY + room_id)
         self._wake_outbox.set()
 
     async def _ensure_members(self, room_id: str, pair: Any) -> None:

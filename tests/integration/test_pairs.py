@@ -368,3 +368,34 @@ async def test_a_pair_added_to_the_roster_file_gets_its_room_without_a_restart(h
             assert banner.decrypted
     finally:
         await user.close()
+
+
+async def test_a_patient_joining_after_the_practitioner_gets_the_banner_posted_and_pinned_again(
+    homeserver, new_user, tmp_path
+):
+    clinic = make_clinic(tmp_path, homeserver, new_user)
+    doc = await clinic.user(clinic.practitioner, "doc").start()
+    patient = clinic.user(clinic.patient, "patient")
+    patient.auto_join = False
+    await patient.start()
+    try:
+        async with running_bot(clinic.config_path) as bot:
+            room_id = await doc.wait_room()
+            first = await doc.wait_for(lambda s: s.content.get("carebot.disclaimer") is True)
+            await patient.client.join(room_id)
+            again = await patient.wait_for(
+                lambda s: s.content.get("carebot.disclaimer") is True and s.event_id != first.event_id
+            )
+            assert again.decrypted and "3114" in again.content["body"]
+
+            async def pinned_is_new() -> None:
+                while True:
+                    state = await bot.client.room_get_state_event(room_id, "m.room.pinned_events")
+                    if getattr(state, "content", {}).get("pinned") == [again.event_id]:
+                        return
+                    await asyncio.sleep(0.2)
+
+            await asyncio.wait_for(pinned_is_new(), 30)
+    finally:
+        await patient.close()
+        await doc.close()
