@@ -170,8 +170,8 @@ async def test_element_patient_and_practitioner_in_only_signed_mode_run_the_rene
         # State (unencrypted): encryption, the pair ids (no names), the pinned disclaimer id.
         assert (await patient.state(room_id, "m.room.encryption"))["algorithm"] == "m.megolm.v1.aes-sha2"
         assert await patient.state(room_id, "carebot.pair") == {"patient": "pat-1", "practitioner": "dr-a"}
-        pinned = await patient.state(room_id, "m.room.pinned_events")
-        assert pinned and len(pinned["pinned"]) == 1, pinned
+        pinned = await _pinned(patient, room_id)
+        assert len(pinned["pinned"]) == 1, pinned
         first = await _wait_event(
             patient, room_id, lambda e: e["eventId"] == pinned["pinned"][0], "pinned event in the timeline"
         )
