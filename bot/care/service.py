@@ -258,15 +258,22 @@ class CareService:
         if req is None or req.room_id != room_id:
             return None, Reply(t.get("unknown_request", locale, id=rid))
         if req.status != Status.PENDING.value:
-            return None, Reply(t.get("already_decided", locale, id=rid, state=t.get("state_" + req.status, locale)))
+            return None, self._already_decided(care, req, locale)
         return req, None
+
+    @staticmethod
+    def _already_decided(care: CareContext, req: Any, locale: str) -> Reply:
+        """A decided request stays as it is; the answer says so and carries its state."""
+        rid = format_id(req.id)
+        text = care.texts.get("already_decided", locale, id=rid, state=care.texts.get("state_" + req.status, locale))
+        return Reply(text, renewal=(rid, req.status, req.medication, tuple(req.rules)))
 
     async def _decide(self, care: CareContext, pair: Pair, c: cmd.Command, locale: str, room_id: str, status: Status, note: str | None, actor: str) -> list[Reply]:
         req, problem = await self._find(care, c, locale, room_id)
         if problem is not None:
             return [problem]
         if not await self.store.decide(req.id, status.value, note, actor):
-            return [Reply(care.texts.get("already_decided", locale, id=format_id(req.id), state=care.texts.get("state_" + status.value, locale)))]
+            return [self._already_decided(care, await self.store.request(req.id), locale)]
         rid = format_id(req.id)
         await self.store.audit(actor, "renewal." + status.value, rid, {}, care.policy_hash)
         patient_locale = care.locale_of(pair, pair.patient.matrix_id)

@@ -231,6 +231,7 @@ async def test_cancel_by_patient_only_pending(env: Env) -> None:
     # Cancelling again, or an ineligible request, is refused as already decided.
     r = await env.one("patient", "!annuler R1")
     assert r.text == env.t("already_decided", id="R1", state=env.t("state_cancelled"))
+    assert r.renewal is not None and r.renewal[:2] == ("R1", "cancelled")  # its state, unchanged
     await env.send("patient", "!renouveler morphine")
     r = await env.one("patient", "!cancel R2")
     assert r.text == env.t("already_decided", id="R2", state=env.t("state_ineligible"))
@@ -243,7 +244,7 @@ async def test_decided_requests_are_final(env: Env) -> None:
     for body in ("!deny R1 non", "!approve R1 encore", "!refuser R1 finalement non"):
         r = await env.one("practitioner", body)
         assert r.text == env.t("already_decided", id="R1", state=env.t("state_approved"))
-        assert r.renewal is None
+        assert r.renewal == ("R1", "approved", LEVO, ())  # the request's state, unchanged
     r = await env.one("patient", "!cancel R1")
     assert r.text == env.t("already_decided", id="R1", state=env.t("state_approved"))
     req = await env.store.request(1)
