@@ -104,6 +104,7 @@ class CareBot:
         self._reconcile_lock = asyncio.Lock()
         self._reload_requested = asyncio.Event()
         self._room_version = "12"
+        self._reconcile_needed = False
 
     # -- start-up ------------------------------------------------------------------------
     @property
@@ -178,7 +179,7 @@ class CareBot:
                 synced.cancel()
                 tasks[0].result()  # the sync task ended before the first sync: raise why
                 return
-            await self.reconcile()
+            await self._reconcile_or_retry_later()
             self.ready.set()
             log.info("carebot.ready", rooms=len(await store.rooms()))
             done, _ = await asyncio.wait(
@@ -193,6 +194,15 @@ class CareBot:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _reconcile_or_retry_later(self) -> None:
+        """Reconcile; if the homeserver fails us half-way, housekeeping tries again soon."""
+        try:
+            await self.reconcile()
+            self._reconcile_needed = False
+        except Exception as e:  # noqa: BLE001 - rooms are made idempotently: a retry is safe
+            self._reconcile_needed = True
+            log.warning("rooms.reconcile_failed", error=type(e).__name__)
 
     def request_reload(self) -> None:
         self._reload_requested.set()
@@ -404,6 +414,8 @@ class CareBot:
         last_purge = 0.0
         while not stop.is_set():
             try:
+                if self._reconcile_needed:
+                    await self._reconcile_or_retry_later()
                 await self._retry_undecryptable()
                 days = self.config.retention_days
                 if days and time.time() - last_purge > 3600:
@@ -565,7 +577,7 @@ class CareBot:
         async with self.store.transaction():
             await self.store.audit("admin", "config.reloaded", None, {"pairs": len(care.roster.verified_pairs())}, care.policy_hash)
         log.info("config.reloaded", pairs=len(care.roster.verified_pairs()))
-        await self.reconcile()
+        await self._reconcile_or_retry_later()
         return True
 
     # -- rooms -----------------------------------------------------------------------------
