@@ -200,6 +200,26 @@ async def test_element_patient_and_practitioner_in_only_signed_mode_run_the_rene
         renewal = refused["content"]["carebot.renewal"]
         assert renewal["status"] == "ineligible" and renewal["rules"], renewal
 
+        # Deny with a reason the patient reads; cancel; status lists them all.
+        r3 = (await _command(patient, patient, room_id, bot_id, "!renouveler Levothyroxine 75 µg"))["content"]["carebot.renewal"]
+        denied = await _command(practitioner, patient, room_id, bot_id, f"!refuser {r3['id']} Prise de sang d'abord")
+        assert denied["content"]["carebot.renewal"]["status"] == "denied", denied
+        assert "Prise de sang" in denied["content"]["body"], denied["content"]["body"]
+        r4 = (await _command(patient, patient, room_id, bot_id, "!renew levothyroxine 75ug"))["content"]["carebot.renewal"]
+        cancelled = await _command(patient, patient, room_id, bot_id, f"!annuler {r4['id']}")
+        assert cancelled["content"]["carebot.renewal"]["status"] == "cancelled", cancelled
+        status = await _command(patient, patient, room_id, bot_id, "!statut")
+        assert all(rid in status["content"]["body"] for rid in ("R1", "R2", r3["id"], r4["id"])), status
+
+        # An emergency gets the numbers at once and mentions the practitioner.
+        await patient.send(room_id, "j'ai une douleur thoracique depuis ce matin")
+        alert = await _wait_event(
+            practitioner, room_id, lambda e: e["sender"] == bot_id and e["content"].get("carebot.emergency") is True,
+            "emergency notice",
+        )
+        assert practitioner.user_id in alert["content"]["m.mentions"]["user_ids"], alert
+        assert "15" in alert["content"]["body"] and "112" in alert["content"]["body"]
+
 
 async def test_element_patient_in_only_signed_mode_decrypts_the_pinned_disclaimer(homeserver, new_user, tmp_path):
     async with _pair_room(tmp_path, homeserver, new_user) as (_bot, patient, _practitioner, room_id, bot_id):
