@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import time
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -364,3 +366,40 @@ async def element_user(name: str, who: tuple[str, str], homeserver_url: str) -> 
         await peer.close()
         raise
     return peer
+
+
+def js_timeline_summary(events: list[dict]) -> str:
+    """What the peer has in the room, for failure messages (no full bodies of long texts)."""
+    rows = []
+    for e in events:
+        c = e.get("content") or {}
+        rows.append(
+            {
+                "id": e.get("eventId"),
+                "sender": e.get("sender"),
+                "type": e.get("type"),
+                "encrypted": e.get("encrypted"),
+                "decrypted": e.get("decrypted"),
+                "decryptionError": e.get("decryptionError"),
+                "body": str(c.get("body", ""))[:80],
+                "renewal": c.get("carebot.renewal"),
+                "replyTo": js_reply_to(e),
+                "shield": e.get("shield"),
+            }
+        )
+    return json.dumps(rows, indent=1, ensure_ascii=False)
+
+
+async def wait_js_event(
+    peer: Any, room_id: str, predicate: Callable[[dict[str, Any]], bool], what: str, timeout: float = DEFAULT_TIMEOUT
+) -> dict[str, Any]:
+    """Poll the peer's timeline until an event (not still being decrypted) matches."""
+    deadline = time.monotonic() + timeout
+    events: list[dict] = []
+    while time.monotonic() < deadline:
+        events = await peer.messages(room_id)
+        for e in events:
+            if not e.get("pending") and predicate(e):
+                return e
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"{peer.name}: no {what} in {timeout}s; timeline:\n{js_timeline_summary(events)}\n{peer.tail(20)}")

@@ -27,7 +27,7 @@ import yaml
 from nio import AsyncClient, LoginResponse, ToDeviceEvent
 
 from bot.matrix import crypto
-from tests.integration.helpers import NioUser, element_user, js_reply_to, make_clinic, running_bot
+from tests.integration.helpers import NioUser, element_user, js_reply_to, make_clinic, running_bot, wait_js_event
 
 pytestmark = [pytest.mark.integration]
 
@@ -56,21 +56,6 @@ async def _cli(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess
 
 
 
-async def _wait_js(peer: Any, room_id: str, predicate: Callable[[dict], bool], what: str) -> dict:
-    deadline = time.monotonic() + TIMEOUT
-    events: list[dict] = []
-    while time.monotonic() < deadline:
-        events = await peer.messages(room_id)
-        for e in events:
-            if not e.get("pending") and predicate(e):
-                return e
-        await asyncio.sleep(0.3)
-    rows = [
-        (e.get("sender"), e.get("type"), e.get("decrypted"), e.get("decryptionError"),
-         str((e.get("content") or {}).get("body", ""))[:60])
-        for e in events
-    ]
-    raise AssertionError(f"{peer.name}: no {what} in {TIMEOUT}s; timeline: {rows}\n{peer.tail(20)}")
 
 
 async def _until(check: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
@@ -126,7 +111,7 @@ async def test_recover_restores_the_identity_on_a_new_device_after_storage_loss(
             first_device = bot.client.device_id
             room_id = await patient.wait_invite(timeout=TIMEOUT)
             await patient.join(room_id)
-            await _wait_js(
+            await wait_js_event(
                 patient, room_id,
                 lambda e: e["sender"] == bot_id and bool(e.get("decrypted"))
                 and (e.get("content") or {}).get("carebot.disclaimer") is True,
@@ -182,7 +167,7 @@ async def test_recover_restores_the_identity_on_a_new_device_after_storage_loss(
             )
             assert trust["signedByOwner"], trust
             asked = await patient.send(room_id, "!aide")
-            reply = await _wait_js(
+            reply = await wait_js_event(
                 patient, room_id,
                 lambda e: e["sender"] == bot_id and js_reply_to(e) == asked,
                 "bot reply to !aide",
@@ -260,7 +245,7 @@ async def test_cross_signed_mode_withholds_keys_from_an_unsigned_device(homeserv
             await patient.wait_room(lambda r: r == room_id)  # nio knows the room after a sync
 
             # The cross-signed practitioner reads the banner.
-            banner = await _wait_js(practitioner, room_id, _is_disclaimer, "decrypted disclaimer")
+            banner = await wait_js_event(practitioner, room_id, _is_disclaimer, "decrypted disclaimer")
             assert banner["sender"] == bot_id
 
             # The patient's unsigned nio device: an m.unverified withheld, no key.
@@ -276,7 +261,7 @@ async def test_cross_signed_mode_withholds_keys_from_an_unsigned_device(homeserv
             seen_before = len(patient.seen)
             asked = await patient.send(room_id, "!aide")
             # The bot answers (the practitioner reads it); for the patient it stays undecryptable.
-            reply = await _wait_js(
+            reply = await wait_js_event(
                 practitioner, room_id,
                 lambda e: e["sender"] == bot_id and bool(e.get("decrypted")) and js_reply_to(e) == asked,
                 "the bot's reply to the patient's !aide",

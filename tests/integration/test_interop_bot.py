@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.helpers import element_user, js_reply_to, make_clinic, running_bot
+from tests.integration.helpers import element_user, js_reply_to, js_timeline_summary, make_clinic, running_bot, wait_js_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
@@ -31,51 +30,20 @@ TIMEOUT = 30.0
 
 
 
-def _summary(events: list[dict]) -> str:
-    """What the peer has in the room, for failure messages (no full bodies of long texts)."""
-    rows = []
-    for e in events:
-        c = e.get("content") or {}
-        rows.append(
-            {
-                "id": e.get("eventId"),
-                "sender": e.get("sender"),
-                "type": e.get("type"),
-                "encrypted": e.get("encrypted"),
-                "decrypted": e.get("decrypted"),
-                "decryptionError": e.get("decryptionError"),
-                "body": str(c.get("body", ""))[:80],
-                "renewal": c.get("carebot.renewal"),
-                "replyTo": js_reply_to(e),
-                "shield": e.get("shield"),
-            }
-        )
-    return json.dumps(rows, indent=1, ensure_ascii=False)
 
 
-async def _wait_event(peer: Any, room_id: str, predicate: Callable[[dict], bool], what: str) -> dict:
-    """Poll the peer's timeline until an event (not still being decrypted) matches."""
-    deadline = time.monotonic() + TIMEOUT
-    events: list[dict] = []
-    while time.monotonic() < deadline:
-        events = await peer.messages(room_id)
-        for e in events:
-            if not e.get("pending") and predicate(e):
-                return e
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{peer.name}: no {what} in {TIMEOUT}s; timeline:\n{_summary(events)}\n{peer.tail(20)}")
 
 
 async def _command(sender: Any, reader: Any, room_id: str, bot_id: str, body: str) -> dict:
     """`sender` sends a command; wait for the bot's decrypted reply to it as seen by `reader`."""
     asked = await sender.send(room_id, body)
-    reply = await _wait_event(
+    reply = await wait_js_event(
         reader,
         room_id,
         lambda e: e["sender"] == bot_id and js_reply_to(e) == asked,
         f"bot reply to {body!r} ({asked})",
     )
-    assert reply["encrypted"] and reply["decrypted"], _summary([reply])
+    assert reply["encrypted"] and reply["decrypted"], js_timeline_summary([reply])
     assert "decryptionError" not in reply, reply
     assert reply["content"]["msgtype"] == "m.notice", reply
     return reply
@@ -130,7 +98,7 @@ def _bot_crypto_view(bot: Any, room_id: str, users: list[str]) -> str:
 
 async def _wait_event_or_dump(peer: Any, room_id: str, pred: Callable[[dict], bool], what: str, bot: Any, users: list[str]) -> dict:
     try:
-        return await _wait_event(peer, room_id, pred, what)
+        return await wait_js_event(peer, room_id, pred, what)
     except AssertionError as e:
         raise AssertionError(f"{e}\nbot crypto view:\n{_bot_crypto_view(bot, room_id, users)}") from None
 
@@ -172,7 +140,7 @@ async def test_element_patient_and_practitioner_in_only_signed_mode_run_the_rene
         assert await patient.state(room_id, "carebot.pair") == {"patient": "pat-1", "practitioner": "dr-a"}
         pinned = await _pinned(patient, room_id)
         assert len(pinned["pinned"]) == 1, pinned
-        first = await _wait_event(
+        first = await wait_js_event(
             patient, room_id, lambda e: e["eventId"] == pinned["pinned"][0], "pinned event in the timeline"
         )
         assert first["sender"] == bot_id and first["encrypted"], first
@@ -191,7 +159,7 @@ async def test_element_patient_and_practitioner_in_only_signed_mode_run_the_rene
         )
 
         await _command(practitioner, practitioner, room_id, bot_id, f"!accepter {request_id} Ordonnance prête")
-        approved = await _wait_event(patient, room_id, _renewal("approved", bot_id), "approved renewal")
+        approved = await wait_js_event(patient, room_id, _renewal("approved", bot_id), "approved renewal")
         assert approved["content"]["carebot.renewal"]["id"] == request_id, approved
         assert "Ordonnance prête" in approved["content"]["body"], approved["content"]["body"]
 
@@ -213,7 +181,7 @@ async def test_element_patient_and_practitioner_in_only_signed_mode_run_the_rene
 
         # An emergency gets the numbers at once and mentions the practitioner.
         await patient.send(room_id, "j'ai une douleur thoracique depuis ce matin")
-        alert = await _wait_event(
+        alert = await wait_js_event(
             practitioner, room_id, lambda e: e["sender"] == bot_id and e["content"].get("carebot.emergency") is True,
             "emergency notice",
         )
@@ -224,7 +192,7 @@ async def test_element_patient_and_practitioner_in_only_signed_mode_run_the_rene
 async def test_element_patient_in_only_signed_mode_decrypts_the_pinned_disclaimer(homeserver, new_user, tmp_path):
     async with _pair_room(tmp_path, homeserver, new_user) as (_bot, patient, _practitioner, room_id, bot_id):
         pinned = await _pinned(patient, room_id)
-        disclaimer = await _wait_event(
+        disclaimer = await wait_js_event(
             patient,
             room_id,
             lambda e: e["eventId"] == pinned["pinned"][0] and "decryptionError" not in e and bool(e.get("decrypted")),
