@@ -514,6 +514,8 @@ class CareBot:
     async def _warn_unsigned(self, room_id: str, unsigned: dict[str, list[str]]) -> None:
         """Tell the practitioner, once per device, that a member's device is not cross-signed."""
         assert self.store is not None and self.state is not None and self.client is not None
+        if not unsigned:
+            return
         record = await self.store.room(room_id)
         if record is None:
             return
