@@ -21,6 +21,8 @@ from nio import (
     SyncResponse,
 )
 
+from bot.matrix.client import key_bookkeeping
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -73,13 +75,7 @@ class Patient:
                 await asyncio.sleep(0.3)
                 continue
             since = resp.next_batch
-            await c.send_to_device_messages()
-            if c.should_upload_keys:
-                await c.keys_upload()
-            if c.should_query_keys:
-                await c.keys_query()
-            if c.should_claim_keys:
-                await c.keys_claim(c.get_users_for_key_claiming())
+            await key_bookkeeping(c)
             for room_id, info in resp.rooms.invite.items():
                 for e in info.invite_state:
                     if isinstance(e, InviteMemberEvent) and e.state_key == self.user_id:

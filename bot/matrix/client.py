@@ -283,6 +283,18 @@ async def send_encrypted(
 SyncHandler = Callable[[SyncResponse, bool], Awaitable[None]]
 
 
+async def key_bookkeeping(client: AsyncClient) -> None:
+    """What nio leaves to the caller after each sync: queued to-device messages, one-time
+    key upload, device-key queries and Olm session claims."""
+    await client.send_to_device_messages()
+    if client.should_upload_keys:
+        await client.keys_upload()
+    if client.should_query_keys:
+        await client.keys_query()
+    if client.should_claim_keys:
+        await client.keys_claim(client.get_users_for_key_claiming())
+
+
 async def missed_events(client: AsyncClient, room_id: str, prev_batch: str, since: str) -> list[Any]:
     """Events of a room that a limited sync timeline left out, oldest first.
 
@@ -329,14 +341,7 @@ class SyncLoop:
         self.since: str | None = None  # the token the batch being handled was asked from
 
     async def _housekeeping(self) -> None:
-        client = self.client
-        await client.send_to_device_messages()
-        if client.should_upload_keys:
-            await client.keys_upload()
-        if client.should_query_keys:
-            await client.keys_query()
-        if client.should_claim_keys:
-            await client.keys_claim(client.get_users_for_key_claiming())
+        await key_bookkeeping(self.client)
 
     async def run(self, stop: asyncio.Event) -> None:
         token = await self.get_token()

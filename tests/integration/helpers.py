@@ -30,6 +30,7 @@ from nio import (
 
 from bot.app import CareBot
 from bot.config import load_config
+from bot.matrix.client import key_bookkeeping
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -78,13 +79,7 @@ class NioUser:
             if not isinstance(resp, SyncResponse):
                 await asyncio.sleep(0.2)
                 continue
-            await c.send_to_device_messages()
-            if c.should_upload_keys:
-                await c.keys_upload()
-            if c.should_query_keys:
-                await c.keys_query()
-            if c.should_claim_keys:
-                await c.keys_claim(c.get_users_for_key_claiming())
+            await key_bookkeeping(c)
             for room_id, info in resp.rooms.invite.items():
                 if any(isinstance(e, InviteMemberEvent) for e in info.invite_state):
                     if room_id not in self.invites:
