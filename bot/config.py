@@ -7,12 +7,14 @@ resolved against the directory of the config file. See config.example.yaml.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
 from bot.care.roster import check_mxid
 from bot.yamlutil import ConfigError, ConfigErrors, YamlDoc, load_yaml, validate
@@ -80,6 +82,51 @@ class RoomsConfig(_Model):
     max_concurrent_creations: int = Field(4, ge=1, le=64)
 
 
+def _timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone '{value}'. Use an IANA name such as 'Europe/Paris'.") from None
+    return value
+
+
+def _country(value: str) -> str:
+    from bot.desk.calendar import check_country
+
+    problem = check_country(value, None)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+class DeskConfig(_Model):
+    """The practitioner desk (see the README, "For practitioners: the desk")."""
+
+    enabled: bool = True
+    digest_time: dt.time = dt.time(8, 0)  # local time of the morning digest, e.g. "08:00"
+    timezone: Annotated[str, AfterValidator(_timezone)] = "Europe/Paris"
+    reminder_business_days: int = Field(2, ge=1, le=30)
+    holidays_country: Annotated[str, AfterValidator(_country)] = "FR"
+    holidays_subdivision: str | None = None
+    # What pair-room names show of the patient (room names are NOT encrypted):
+    # patient_id (default) | initials | full_name (private, unfederated homeservers only).
+    room_names: Literal["patient_id", "initials", "full_name"] = "patient_id"
+
+    @model_validator(mode="after")
+    def _subdivision_known(self) -> "DeskConfig":
+        if self.holidays_subdivision is not None:
+            from bot.desk.calendar import check_country
+
+            problem = check_country(self.holidays_country, self.holidays_subdivision)
+            if problem:
+                raise ValueError(f"holidays_subdivision: {problem}")
+        return self
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
 class Config(_Model):
     homeserver: HomeserverConfig
     bot: BotConfig
@@ -92,6 +139,7 @@ class Config(_Model):
     limits: LimitsConfig = LimitsConfig()
     sync: SyncConfig = SyncConfig()
     rooms: RoomsConfig = RoomsConfig()
+    desk: DeskConfig = DeskConfig()
     retention_days: int | None = Field(None, ge=1)
 
     _doc: YamlDoc | None = PrivateAttr(default=None)
@@ -146,6 +194,7 @@ def resolve_password(config: Config, env: Mapping[str, str] | None = None) -> st
 __all__ = [
     "BotConfig",
     "Config",
+    "DeskConfig",
     "HomeserverConfig",
     "LimitsConfig",
     "LogConfig",

@@ -348,6 +348,14 @@ class Store:
         ) as cur:
             return [_request(r) for r in await cur.fetchall()]
 
+    async def pending_for_practitioner(self, practitioner_id: str) -> list[Request]:
+        """Pending requests of all of a practitioner's patients, oldest first (the desk)."""
+        async with self._db.execute(
+            "SELECT * FROM requests WHERE practitioner_id = ? AND status = 'pending' ORDER BY created_at, id",
+            (practitioner_id,),
+        ) as cur:
+            return [_request(r) for r in await cur.fetchall()]
+
     async def decide(
         self, request_id: int, status: str, note: str | None, decided_by: str
     ) -> bool:

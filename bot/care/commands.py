@@ -21,7 +21,7 @@ from bot.care.emergency import fold, strip_invisible
 from bot.care.renewals import parse_id
 from bot.care.texts import Texts
 
-Role = Literal["patient", "practitioner", "anyone"]
+Role = Literal["patient", "practitioner", "anyone", "desk"]  # desk: the practitioner, in their desk only
 ArgKind = Literal["text", "request_id"]
 Reason = Literal["unknown_command", "missing_argument", "invalid_request_id", "too_long", "control_characters"]
 
@@ -68,7 +68,16 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("approve", "accepter", "practitioner", (_ID, ArgSpec("note", "text", False, True, "note", "note")), "cmd_approve"),
     CommandSpec("deny", "refuser", "practitioner", (_ID, ArgSpec("reason", "text", True, True, "reason", "motif")), "cmd_deny"),
     CommandSpec("pending", "attente", "practitioner", (), "cmd_pending"),
+    CommandSpec(
+        "away", "absent", "desk",
+        (ArgSpec("until", "text", True, False, "return date", "date de retour"), ArgSpec("message", "text", False, True, "message", "message")),
+        "cmd_away",
+    ),
+    CommandSpec("back", "retour", "desk", (), "cmd_back"),
 )
+
+# In the desk: the practitioner's commands, answered for all their patients.
+DESK_COMMANDS: tuple[str, ...] = ("help", "pending", "approve", "deny", "away", "back")
 
 _BY_ALIAS: dict[str, CommandSpec] = {fold(alias): spec for spec in COMMANDS for alias in spec.aliases}
 
@@ -85,6 +94,8 @@ class Command:
     request_id: int | None = None
     note: str | None = None
     reason: str | None = None
+    until: str | None = None  # !away: the return date as typed (the desk parses it)
+    message: str | None = None  # !away: optional message for patients
 
     @property
     def role(self) -> Role:

@@ -1,0 +1,222 @@
+"""The desk with a real Store: new-request notices, the cross-room listing, deciding from the
+desk, locating an id that is in another room, absences, digest and reminders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from test_service import LEVO, load_care
+from unit_helpers import Setup, write
+
+from bot.care import commands as cmd
+from bot.care.service import CareService
+from bot.desk.absence import Absence
+from bot.desk.calendar import BusinessCalendar
+from bot.desk.naming import initials, labels_for
+from bot.desk.service import DeskService, is_elsewhere
+from bot.desk.turnaround import Turnaround
+from bot.store import Store
+
+PARIS = ZoneInfo("Europe/Paris")
+ROOMS = {"pat-0001": "!alice:clinic.example", "pat-0004": "!dan:clinic.example", "pat-0005": "!eve:clinic.example"}
+_events = itertools.count(1)
+
+ROSTER_EXTRA = """\
+  - id: pat-0004
+    matrix_id: "@dan:clinic.example"
+    display_name: "Dan Dupont"
+    locale: en
+    care:
+      - practitioner: dr-martin
+        last_consultation: 2026-10-01
+        treatments:
+          - name: "Levothyroxine 75 µg"
+            long_term: true
+  - id: pat-0005
+    matrix_id: "@eve:clinic.example"
+    display_name: "Eve Roux"
+    care:
+      - practitioner: dr-bernard
+        last_consultation: 2026-10-01
+        treatments:
+          - name: "Ramipril 5 mg"
+            long_term: true
+"""
+
+
+class Clock:
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> dt.datetime:
+        return self.at
+
+
+class DeskTestStore(Store):
+    """The real store; absences kept in memory here (their tables are the runtime's)."""
+
+    absences: dict[str, Absence]
+    told: dict[tuple[str, str], dt.date]
+
+    async def absence(self, practitioner_id: str) -> Absence | None:
+        return self.absences.get(practitioner_id)
+
+    async def set_absence(self, absence: Absence) -> None:
+        self.absences[absence.practitioner_id] = absence
+
+    async def clear_absence(self, practitioner_id: str) -> bool:
+        return self.absences.pop(practitioner_id, None) is not None
+
+    async def absence_told(self, practitioner_id: str, patient_id: str) -> dt.date | None:
+        return self.told.get((practitioner_id, patient_id))
+
+    async def set_absence_told(self, practitioner_id: str, patient_id: str, day: dt.date) -> None:
+        self.told[(practitioner_id, patient_id)] = day
+
+
+class Env:
+    def __init__(self, setup: Setup, store: DeskTestStore) -> None:
+        text = setup.roster.read_text(encoding="utf-8").replace("messaging: false", "messaging: true")
+        write(setup.roster, text + ROSTER_EXTRA)
+        self.care = load_care(setup)
+        self.store = store
+        self.clock = Clock(dt.datetime(2026, 11, 26, 10, 0, tzinfo=PARIS))
+        self.care_svc = CareService(store)
+        self.turnaround = Turnaround(BusinessCalendar(), PARIS, dt.time(8, 0), 2)
+        self.desk = DeskService(store, self.care_svc, self.turnaround)
+        self.martin = self.care.roster.practitioner("dr-martin")
+
+    def pair(self, patient: str, practitioner: str = "dr-martin"):
+        return self.care.roster.pair(patient, practitioner)
+
+    async def renew(self, patient: str, practitioner: str = "dr-martin", medication: str = LEVO):
+        pair = self.pair(patient, practitioner)
+        async with self.store.transaction():
+            await self.care_svc.handle_message(self.care, pair, "patient", f"!renouveler {medication}", f"$r{next(_events)}", ROOMS[patient], today=dt.date(2026, 11, 26))
+            return (await self.store.open_requests(patient))[-1]
+
+    async def at_desk(self, body: str, practitioner=None):
+        async with self.store.transaction():
+            return await self.desk.handle(self.care, practitioner or self.martin, body, f"$d{next(_events)}", self.clock())
+
+
+@pytest.fixture
+async def env(setup: Setup, tmp_path: Path):
+    store = await DeskTestStore.open(tmp_path / "data" / "carebot.db")
+    store.absences, store.told = {}, {}
+    try:
+        yield Env(setup, store)
+    finally:
+        await store.close()
+
+
+def test_room_labels_are_distinct_and_keep_full_names_out_by_default() -> None:
+    patients = [("pat-0001", "Alice Dupont"), ("pat-0002", "Alice  DUPONT"), ("pat-0003", "Bob Durand")]
+    by_id = labels_for("patient_id", patients)
+    assert by_id == {"pat-0001": "pat-0001", "pat-0002": "pat-0002", "pat-0003": "pat-0003"}
+    by_initials = labels_for("initials", patients)
+    assert by_initials["pat-0001"] == "A. D. (pat-0001)" and len(set(by_initials.values())) == 3
+    full = labels_for("full_name", patients)
+    assert full == {"pat-0001": "Alice Dupont (pat-0001)", "pat-0002": "Alice  DUPONT (pat-0002)", "pat-0003": "Bob Durand"}
+    assert initials("Jean-Marc Le Goff") == "J.-M. L. G."
+
+
+async def test_new_request_notice_names_patient_medication_id_and_links_the_pair_room(env: Env) -> None:
+    req = await env.renew("pat-0001")
+    post = await env.desk.new_request(env.care, env.pair("pat-0001"), req)
+    assert "R1" in post.text and "Alice Dupont" in post.text and LEVO in post.text
+    assert post.link and post.link.startswith("https://matrix.to/#/%21alice%3Aclinic.example/") and post.link in post.text
+    assert "!accepter R1" in post.text and post.request.id == req.id
+
+
+async def test_pending_in_the_desk_lists_all_patients_oldest_first_with_age(env: Env) -> None:
+    first = await env.renew("pat-0001")
+    await env.renew("pat-0004")
+    await env.renew("pat-0005", "dr-bernard", "Ramipril 5 mg")  # another practitioner's patient
+    env.clock.at = dt.datetime.fromtimestamp(first.created_at, PARIS) + dt.timedelta(days=3)
+    out = await env.at_desk("!attente")
+    text = out.desk[0].text
+    assert text.splitlines()[0].startswith("Demandes en attente de vos patients (2)")
+    assert text.index("Alice Dupont") < text.index("Dan Dupont")
+    assert "Eve Roux" not in text and "depuis 3\xa0jours" in text  # babel: no-break space
+    assert (await env.at_desk("!pending")).desk[0].text == text
+
+
+async def test_decision_from_the_desk_reaches_the_patient_in_their_room(env: Env) -> None:
+    req = await env.renew("pat-0004")  # Dan reads English
+    out = await env.at_desk("!accepter R1 Renewed for 3 months")
+    [answer] = out.pair
+    assert answer.room_id == ROOMS["pat-0004"] and answer.reply_to == req.event_id
+    [reply] = answer.replies
+    assert reply.text.startswith("Your practitioner approved request R1") and "Renewed for 3 months" in reply.text
+    assert reply.renewal[:2] == ("R1", "approved") and reply.for_practitioner is None
+    assert "Dan Dupont" in out.desk[0].text and "acceptée" in out.desk[0].text
+    again = await env.at_desk("!refuser R1 non")
+    assert again.pair == [] and "déjà acceptée" in again.desk[0].text
+
+
+async def test_other_practitioners_ids_stay_unknown_in_the_desk(env: Env) -> None:
+    await env.renew("pat-0005", "dr-bernard", "Ramipril 5 mg")
+    out = await env.at_desk("!accepter R1")
+    assert out.pair == [] and out.desk[0].text.startswith("Je ne trouve pas de demande R1")
+    assert (await env.store.request(1)).status == "pending"
+
+
+async def test_an_id_of_another_room_of_the_same_practitioner_is_located(env: Env) -> None:
+    req = await env.renew("pat-0004")
+    parsed = cmd.parse("!accepter R1")
+    assert is_elsewhere(parsed, "practitioner", req, env.pair("pat-0001"), ROOMS["pat-0001"])
+    assert not is_elsewhere(parsed, "patient", req, env.pair("pat-0001"), ROOMS["pat-0001"])
+    assert not is_elsewhere(parsed, "practitioner", req, env.pair("pat-0004"), ROOMS["pat-0004"])  # its own room
+    eve = env.pair("pat-0005", "dr-bernard")
+    assert not is_elsewhere(parsed, "practitioner", req, eve, ROOMS["pat-0005"])  # another practitioner
+    reply = env.desk.elsewhere(env.care, env.pair("pat-0001"), req, "fr")
+    assert "R1" in reply.text and "https://matrix.to/#/%21dan%3Aclinic.example" in reply.text and "Dan" not in reply.text
+
+
+async def test_away_and_back(env: Env) -> None:
+    out = await env.at_desk("!absent 07/12/2026 Le Dr Bernard me remplace")
+    assert "lundi 7 décembre 2026" in out.desk[0].text and "Dr Bernard me remplace" in out.desk[0].text
+    listing = (await env.at_desk("!attente")).desk[0].text
+    assert listing.startswith("Absence en cours : retour le lundi 7 décembre 2026")
+    alice = env.pair("pat-0001")
+    first = await env.desk.absence_reply(env.care, alice, env.clock())
+    assert first is not None and "jusqu'au lundi 7 décembre 2026" in first.text and "15" in first.text
+    assert "Le Dr Bernard me remplace" in first.text
+    assert await env.desk.absence_reply(env.care, alice, env.clock()) is None  # once a day
+    env.clock.at += dt.timedelta(days=1)
+    assert await env.desk.absence_reply(env.care, alice, env.clock()) is not None
+    assert (await env.at_desk("!retour")).desk[0].text.startswith("Bon retour")
+    assert await env.desk.absence_reply(env.care, alice, env.clock() + dt.timedelta(days=1)) is None
+    assert (await env.at_desk("!retour")).desk[0].text == env.care.texts.get("desk_not_away", "fr")
+
+
+async def test_bad_return_dates_are_explained(env: Env) -> None:
+    assert "« demain »" in (await env.at_desk("!absent demain")).desk[0].text
+    assert "après aujourd'hui" in (await env.at_desk("!absent 2026-11-26")).desk[0].text
+    assert (await env.at_desk("!absent")).desk[0].text == "Utilisation : !absent <date de retour> [message]"
+    assert env.store.absences == {}
+
+
+async def test_desk_help_plain_messages_and_patient_commands(env: Env) -> None:
+    help_text = (await env.at_desk("!aide")).desk[0].text
+    for usage in ("!attente", "!accepter <id> [note]", "!refuser <id> <motif>", "!absent <date de retour> [message]", "!retour"):
+        assert usage in help_text
+    assert "personne" in (await env.at_desk("bonjour, pouvez-vous prévenir Mme Dupont ?")).desk[0].text
+    assert "!renouveler" in (await env.at_desk("!renouveler Doliprane")).desk[0].text
+
+
+async def test_digest_and_reminders_in_the_practitioners_language(env: Env) -> None:
+    req = await env.renew("pat-0001")
+    created = dt.datetime.fromtimestamp(req.created_at, PARIS)
+    later = created + dt.timedelta(days=7)  # several business days
+    later = later.replace(hour=8, minute=5)
+    digest = (await env.desk.digest(env.care, env.martin, later)).text
+    assert digest.startswith("Bonjour. 1 demande(s) en attente") and "⏰ plus de 2 jours ouvrés" in digest
+    [reminder] = await env.desk.reminders(env.care, env.martin, later, set())
+    assert reminder.text.startswith("Rappel : la demande R1 de Alice Dupont") and reminder.request.id == req.id
+    assert await env.desk.reminders(env.care, env.martin, later, {req.id}) == []
