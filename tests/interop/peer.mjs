@@ -129,6 +129,28 @@ function matches(d, p) {
     return true;
 }
 
+// What a room list shows: the client-computed name (what Element displays), the membership,
+// whether it is a Space and, for a Space, its children (m.space.child with a non-empty "via").
+function roomSummary(room) {
+    const st = room.getLiveTimeline().getState(sdk.EventTimeline.FORWARDS);
+    const children = (st?.getStateEvents("m.space.child") ?? [])
+        .filter((e) => Array.isArray(e.getContent()?.via) && e.getContent().via.length > 0)
+        .map((e) => e.getStateKey());
+    const custom = {};
+    for (const type of ["carebot.pair", "carebot.desk", "carebot.space"]) {
+        const ev = st?.getStateEvents(type, "");
+        if (ev) custom[type] = ev.getContent();
+    }
+    return {
+        roomId: room.roomId,
+        name: room.name,
+        membership: room.getMyMembership(),
+        isSpace: room.isSpaceRoom(),
+        children,
+        state: custom,
+    };
+}
+
 const handlers = {
     async ping() {
         return { pong: true, sdk: SDK_VERSION, cryptoWasm: CRYPTO_WASM_VERSION, node: process.version };
@@ -262,6 +284,18 @@ const handlers = {
         need(room, `unknown room ${roomId}`);
         const ev = room.getLiveTimeline().getState(sdk.EventTimeline.FORWARDS).getStateEvents(type, stateKey);
         return { content: ev ? ev.getContent() : null };
+    },
+
+    async rooms() {
+        need(client, "not logged in");
+        return { rooms: client.getRooms().map(roomSummary) };
+    },
+
+    async room({ roomId }) {
+        need(client, "not logged in");
+        const room = client.getRoom(roomId);
+        need(room, `unknown room ${roomId}`);
+        return roomSummary(room);
     },
 
     async userDevices({ userId, download = true }) {

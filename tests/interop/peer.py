@@ -177,6 +177,14 @@ class JsPeer:
     async def state(self, room_id: str, type: str, state_key: str = "") -> Any:
         return (await self.call("state", roomId=room_id, type=type, stateKey=state_key))["content"]
 
+    async def rooms(self) -> list[dict]:
+        """Every room the client knows: roomId, name (client-computed), membership, isSpace,
+        children (for a Space) and the carebot.* state it sees."""
+        return (await self.call("rooms"))["rooms"]
+
+    async def room(self, room_id: str) -> dict:
+        return await self.call("room", roomId=room_id)
+
     async def device_trust(self, user_id: str, device_id: str) -> dict:
         return await self.call("deviceTrust", userId=user_id, deviceId=device_id)
 
