@@ -18,9 +18,12 @@ leaks. A clinic on a private, unfederated homeserver may opt in to initials or f
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from bot.care.emergency import fold
+
+if TYPE_CHECKING:
+    from bot.care.service import CareContext
 
 Mode = Literal["patient_id", "initials", "full_name"]
 
@@ -57,3 +60,22 @@ def labels_for(mode: Mode, patients: Iterable[tuple[str, str]]) -> dict[str, str
     for pid, name in items:
         by_name.setdefault(fold(" ".join(name.split())), []).append(pid)
     return {pid: patient_label(mode, pid, name, by_name[fold(" ".join(name.split()))]) for pid, name in items}
+
+
+def pair_room_names(care: "CareContext", mode: Mode) -> dict[tuple[str, str], str]:
+    """{(patient id, practitioner id): room name} for every verified pair, in the patient's
+    language: the practitioner's name and the patient's label."""
+    by_practitioner: dict[str, list[tuple[str, str]]] = {}
+    pairs = care.roster.verified_pairs()
+    for p in pairs:
+        by_practitioner.setdefault(p.practitioner.id, []).append((p.patient.id, p.patient.display_name))
+    labels = {pid: labels_for(mode, patients) for pid, patients in by_practitioner.items()}
+    return {
+        (p.patient.id, p.practitioner.id): care.texts.get(
+            "room_name_labelled",
+            care.locale_of(p, p.patient.matrix_id),
+            practitioner=p.practitioner.display_name,
+            label=labels[p.practitioner.id][p.patient.id],
+        )
+        for p in pairs
+    }

@@ -220,3 +220,16 @@ async def test_digest_and_reminders_in_the_practitioners_language(env: Env) -> N
     [reminder] = await env.desk.reminders(env.care, env.martin, later, set())
     assert reminder.text.startswith("Rappel : la demande R1 de Alice Dupont") and reminder.request.id == req.id
     assert await env.desk.reminders(env.care, env.martin, later, {req.id}) == []
+
+
+def test_pair_room_names_show_the_practitioner_and_a_distinct_label(env: Env) -> None:
+    from bot.desk.naming import pair_room_names
+
+    names = pair_room_names(env.care, "patient_id")
+    assert names[("pat-0001", "dr-martin")] == "Messagerie — Dr Claire Martin · pat-0001"
+    assert names[("pat-0004", "dr-martin")] == "Messaging — Dr Claire Martin · pat-0004"  # Dan reads English
+    martin = [n for (_, doc), n in names.items() if doc == "dr-martin"]
+    assert len(martin) == len(set(martin)) >= 2
+    assert all("Dupont" not in n for n in names.values())
+    full = pair_room_names(env.care, "full_name")
+    assert full[("pat-0001", "dr-martin")] == "Messagerie — Dr Claire Martin · Alice Dupont"
