@@ -234,10 +234,14 @@ const handlers = {
         return { roomId };
     },
 
-    async waitInvite({ timeoutMs }) {
+    async waitInvite({ timeoutMs, roomId: wanted }) {
         need(client, "not logged in");
-        const roomId = await until("an invite", timeoutMs, () => {
-            const room = client.getRooms().find((r) => r.getMyMembership() === "invite" && !reportedInvites.has(r.roomId));
+        // With `roomId`: an invite to that room (a practitioner is also invited to their desk
+        // and Space, in no guaranteed order).
+        const roomId = await until(wanted ? `an invite to ${wanted}` : "an invite", timeoutMs, () => {
+            const room = client.getRooms().find(
+                (r) => r.getMyMembership() === "invite" && !reportedInvites.has(r.roomId) && (!wanted || r.roomId === wanted),
+            );
             return room?.roomId;
         });
         reportedInvites.add(roomId);

@@ -155,8 +155,10 @@ class JsPeer:
         res = await self.call("createRoom", invite=list(invite), encrypted=encrypted)
         return res["roomId"]
 
-    async def wait_invite(self, timeout: float = 30) -> str:
-        res = await self.call("waitInvite", timeoutMs=int(timeout * 1000), timeout=timeout + 5)
+    async def wait_invite(self, timeout: float = 30, room_id: str | None = None) -> str:
+        """The next invite not reported yet (or, with `room_id`, the invite to that room)."""
+        params = {"roomId": room_id} if room_id else {}
+        res = await self.call("waitInvite", timeoutMs=int(timeout * 1000), timeout=timeout + 5, **params)
         return res["roomId"]
 
     async def join(self, room_id: str) -> None:

@@ -1,0 +1,265 @@
+"""The practitioner desk against a real Synapse, seen from Element's stack (matrix-js-sdk +
+Rust crypto): one practitioner with 12 patients (two of them named "Alice Dupont"), another
+practitioner with one patient, the real bot.
+
+One scenario is built once for the module (bot, rooms, peers) and the tests below walk through
+it in order: names and the Space, the desk's notices, listing and deciding, the patient's view,
+a late device, the digest and reminders (the desk clock is moved), and an absence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import pytest_asyncio
+import yaml
+
+from bot.runtime.runtime import CareBot
+from tests.integration.helpers import NioUser, element_user, js_reply_to, replying_to, running_bot, wait_js_event
+
+pytestmark = [pytest.mark.integration, pytest.mark.interop, pytest.mark.asyncio(loop_scope="module")]
+
+PARIS = ZoneInfo("Europe/Paris")
+LEVO = "Levothyroxine 75 µg"
+N_PATIENTS = 12
+_users = itertools.count(1)
+
+
+@dataclass
+class Scenario:
+    bot: CareBot
+    bot_id: str
+    doc: Any  # js peer: Dr Claire Martin
+    alice: Any  # js peer: pat-01 "Alice Dupont"
+    alice2: NioUser  # pat-02, also "Alice Dupont"
+    other: NioUser  # pat-13, patient of Dr Paul Bernard
+    rooms: dict[str, str]  # patient id -> pair room id (dr-m's patients and pat-13)
+    desk: str
+    space: str
+
+    async def desk_reply(self, body: str, what: str, **kw: Any) -> dict:
+        asked = await self.doc.send(self.desk, body)
+        return await wait_js_event(
+            self.doc, self.desk, lambda e: e["sender"] == self.bot_id and js_reply_to(e) == asked and e.get("decrypted"), what, **kw
+        )
+
+
+def _roster(doc: str, other_doc: str, patients: list[str]) -> dict:
+    last = (dt.date.today() - dt.timedelta(days=30)).isoformat()
+    care = lambda pid: [{"practitioner": pid, "last_consultation": last, "treatments": [{"name": LEVO, "long_term": True}]}]  # noqa: E731
+    names = ["Alice Dupont", "Alice Dupont"] + [f"Patient {chr(ord('C') + i)} Test" for i in range(N_PATIENTS - 2)]
+    return {
+        "practitioners": [
+            {"id": "dr-m", "matrix_id": doc, "display_name": "Dr Claire Martin", "messaging": True},
+            {"id": "dr-b", "matrix_id": other_doc, "display_name": "Dr Paul Bernard", "messaging": True},
+        ],
+        "patients": [
+            *({"id": f"pat-{i + 1:02d}", "matrix_id": patients[i], "display_name": names[i], "care": care("dr-m")} for i in range(N_PATIENTS)),
+            {"id": "pat-13", "matrix_id": patients[N_PATIENTS], "display_name": "Olga Other", "care": care("dr-b")},
+        ],
+    }
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def scenario(homeserver, tmp_path_factory) -> AsyncIterator[Scenario]:
+    tmp: Path = tmp_path_factory.mktemp("desk")
+
+    def user(prefix: str) -> tuple[str, str]:
+        localpart, password = f"{prefix}{next(_users)}x", "pw-desk-secret"
+        return homeserver.register(localpart, password), password
+
+    bot, doc, other_doc = user("deskbot"), user("drm"), user("drb")
+    patients = [user(f"pat{i}") for i in range(N_PATIENTS + 1)]
+    repo = Path(__file__).resolve().parents[2]
+    (tmp / "bot-password").write_text(bot[1])
+    (tmp / "roster.yaml").write_text(yaml.safe_dump(_roster(doc[0], other_doc[0], [p[0] for p in patients]), allow_unicode=True))
+    config = {
+        "homeserver": {"url": homeserver.url},
+        "bot": {"user_id": bot[0], "password_file": "bot-password"},
+        "storage": {"path": "data"},
+        "roster": {"path": "roster.yaml"},
+        "policies": {"path": str(repo / "policies")},
+        "sync": {"timeout_ms": 2000},
+        "desk": {"digest_time": "08:00", "reminder_business_days": 2},
+    }
+    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
+    async with contextlib.AsyncExitStack() as stack:
+        doc_peer = await element_user("doc", doc, homeserver.url)
+        stack.push_async_callback(doc_peer.close)
+        alice = await element_user("alice", patients[0], homeserver.url)
+        stack.push_async_callback(alice.close)
+        alice2 = NioUser(*patients[1], homeserver.url, tmp / "clients" / "alice2")
+        other = NioUser(*patients[N_PATIENTS], homeserver.url, tmp / "clients" / "other")
+        for u in (alice2, other):
+            await u.start()
+            stack.push_async_callback(u.close)
+        running = await stack.enter_async_context(running_bot(tmp / "config.yaml", ready_timeout=120))
+        rooms = {r.patient_id: r.room_id for r in await running.store.rooms()}
+        record = await running.store.desk("dr-m")
+        assert record is not None and record.desk_room_id and record.space_id, record
+        # The practitioner accepts every invite: the Space, the desk, the 12 pair rooms.
+        wanted = {record.desk_room_id, record.space_id, *(rooms[f"pat-{i + 1:02d}"] for i in range(N_PATIENTS))}
+        joined: set[str] = set()
+        while joined != wanted:
+            room_id = await doc_peer.wait_invite(timeout=60)
+            if room_id in wanted:
+                await doc_peer.join(room_id)
+                joined.add(room_id)
+        assert (await alice.wait_invite(timeout=60)) == rooms["pat-01"]
+        await alice.join(rooms["pat-01"])
+        await alice2.wait_room(lambda r: r == rooms["pat-02"])
+        await other.wait_room(lambda r: r == rooms["pat-13"])
+        yield Scenario(running, bot[0], doc_peer, alice, alice2, other, rooms, record.desk_room_id, record.space_id)
+
+
+def _bot_notice(s: Scenario, **content: Any):  # noqa: ANN202
+    def match(e: dict) -> bool:
+        c = e.get("content") or {}
+        return e["sender"] == s.bot_id and bool(e.get("decrypted")) and all(c.get(k) == v for k, v in content.items())
+    return match
+
+
+async def test_pair_rooms_have_distinct_names_and_the_space_holds_desk_and_pair_rooms(scenario: Scenario) -> None:
+    s = scenario
+    listed = {r["roomId"]: r for r in await s.doc.rooms()}
+    mine = [s.rooms[f"pat-{i + 1:02d}"] for i in range(N_PATIENTS)]
+    names = [listed[r]["name"] for r in mine]
+    assert len(set(names)) == N_PATIENTS, names  # even the two "Alice Dupont"
+    assert all("Dr Claire Martin" in n and "Dupont" not in n for n in names), names  # no full name in clear
+    assert s.rooms["pat-13"] not in listed
+    space = listed[s.space]
+    assert space["isSpace"] and space["state"]["carebot.space"] == {"practitioner": "dr-m"}, space
+    assert sorted(space["children"]) == sorted([s.desk, *mine]), space  # desk + every pair room, nothing else
+    desk = listed[s.desk]
+    assert not desk["isSpace"] and desk["state"]["carebot.desk"] == {"practitioner": "dr-m"}, desk
+    members = await s.bot.client.joined_members(s.desk)
+    assert sorted(m.user_id for m in members.members) == sorted([s.bot_id, s.doc.user_id])
+    # The patient sees their practitioner's name.
+    alice_view = await s.alice.room(s.rooms["pat-01"])
+    assert "Dr Claire Martin" in alice_view["name"], alice_view
+    assert all(not r["isSpace"] and r["roomId"] in (s.rooms["pat-01"],) for r in await s.alice.rooms()), "the patient sees no Space or desk"
+
+
+async def test_new_requests_reach_the_desk_and_are_listed_and_decided_there(scenario: Scenario) -> None:
+    s = scenario
+    request_event = await s.alice.send(s.rooms["pat-01"], f"!renouveler {LEVO}")
+    mine = await wait_js_event(s.alice, s.rooms["pat-01"], lambda e: e["sender"] == s.bot_id and js_reply_to(e) == request_event and e.get("decrypted"), "pending reply")
+    rid = mine["content"]["carebot.renewal"]["id"]
+    notice = await wait_js_event(s.doc, s.desk, lambda e: _bot_notice(s)(e) and (e["content"].get("carebot.renewal") or {}).get("id") == rid, "desk notice")
+    c = notice["content"]
+    assert c["msgtype"] == "m.notice" and c["carebot.renewal"]["status"] == "pending" and c["carebot.patient"] == {"id": "pat-01"}
+    assert rid in c["body"] and "Alice Dupont" in c["body"] and LEVO in c["body"], c["body"]
+    link = re.search(r"https://matrix\.to/#/(\S+)", c["body"])
+    assert link and link.group(1).startswith("%21") and s.rooms["pat-01"].split(":")[0][1:] in link.group(1), c["body"]
+
+    ask2 = await s.alice2.send(s.rooms["pat-02"], f"!renouveler {LEVO}")
+    rid2 = (await s.alice2.wait_for(replying_to(ask2))).content["carebot.renewal"]["id"]
+    await wait_js_event(s.doc, s.desk, lambda e: _bot_notice(s)(e) and (e["content"].get("carebot.renewal") or {}).get("id") == rid2, "second desk notice")
+    ask3 = await s.other.send(s.rooms["pat-13"], f"!renouveler {LEVO}")
+    rid_other = (await s.other.wait_for(replying_to(ask3))).content["carebot.renewal"]["id"]
+
+    listing = (await s.desk_reply("!attente", "pending list"))["content"]["body"]
+    assert listing.index(rid) < listing.index(rid2) and listing.count("Alice Dupont") == 2, listing
+    assert "Olga" not in listing and rid_other not in listing, listing
+
+    # Another practitioner's id stays unknown, from the desk and from a pair room.
+    unknown = await s.desk_reply(f"!accepter {rid_other}", "unknown id")
+    assert "Olga" not in unknown["content"]["body"] and rid_other in unknown["content"]["body"]
+    # An id of another of the practitioner's rooms, typed in a pair room: where it is.
+    asked = await s.doc.send(s.rooms["pat-01"], f"!accepter {rid2}")
+    where = await wait_js_event(s.doc, s.rooms["pat-01"], lambda e: e["sender"] == s.bot_id and js_reply_to(e) == asked and e.get("decrypted"), "where-is answer")
+    assert "matrix.to" in where["content"]["body"] and s.rooms["pat-02"].split(":")[0][1:] in where["content"]["body"]
+    assert "Dupont" not in where["content"]["body"]
+
+    # Deciding from the desk: the patient reads it in their room, as a reply to their request.
+    decided = await s.desk_reply(f"!accepter {rid} Ordonnance prête", "decision confirmation")
+    assert "Alice Dupont" in decided["content"]["body"]
+    approved = await wait_js_event(
+        s.alice, s.rooms["pat-01"],
+        lambda e: e["sender"] == s.bot_id and e.get("decrypted") and (e["content"].get("carebot.renewal") or {}).get("status") == "approved",
+        "approval in the pair room",
+    )
+    assert js_reply_to(approved) == request_event and "Ordonnance prête" in approved["content"]["body"]
+    assert (await s.bot.store.request(int(rid[1:]))).status == "approved"
+
+
+async def test_the_patient_never_reads_practitioner_instructions(scenario: Scenario) -> None:
+    s = scenario
+    for e in await s.alice.messages(s.rooms["pat-01"]):
+        if e["sender"] == s.bot_id:
+            body = str((e.get("content") or {}).get("body", ""))
+            assert "!accepter" not in body and "!refuser" not in body and "!approve" not in body, body
+
+
+async def test_a_late_device_of_the_practitioner_gets_the_pending_list_in_the_desk(scenario: Scenario, homeserver) -> None:
+    s = scenario
+    from tests.interop.peer import JsPeer
+
+    late = await JsPeer.start("doc-late")
+    try:
+        await late.login(homeserver.url, s.doc.user_id, "pw-desk-secret", device_name="doc-late-element")
+        catch_up = await wait_js_event(
+            late, s.desk, lambda e: e["sender"] == s.bot_id and e.get("decrypted") and "Alice Dupont" in str(e["content"].get("body", "")),
+            "pending list readable on the new device", timeout=60,
+        )
+        assert "R" in catch_up["content"]["body"]
+        # Its unverified device is reported once, in the desk, never in a pair room.
+        warned = await wait_js_event(
+            s.doc, s.desk, lambda e: e["sender"] == s.bot_id and e.get("decrypted") and "doc-late-element" in str(e["content"].get("body", "")),
+            "device notice in the desk", timeout=60,
+        )
+        assert warned["content"]["msgtype"] == "m.notice"
+        for room_id in s.rooms.values():
+            if room_id == s.rooms["pat-13"]:
+                continue
+            for e in await s.doc.messages(room_id):
+                assert "doc-late-element" not in str((e.get("content") or {}).get("body", "")), room_id
+    finally:
+        await late.close()
+
+
+async def test_digest_and_reminder_on_the_next_business_mornings(scenario: Scenario) -> None:
+    s = scenario
+    clock = s.bot.running.desk_clock
+    pending = await s.bot.store.pending_for_practitioner("dr-m")
+    assert pending, "the scenario left requests pending"
+    created = dt.datetime.fromtimestamp(pending[0].created_at, PARIS)
+    # Five calendar days later at 08:30 (or the next business day): more than 2 business days.
+    from bot.desk.calendar import BusinessCalendar
+
+    day = BusinessCalendar().add_business_days(created.date(), 3)
+    clock.travel_to(dt.datetime.combine(day, dt.time(8, 30), tzinfo=PARIS))
+    digest = await wait_js_event(s.doc, s.desk, lambda e: _bot_notice(s)(e) and str(e["content"]["body"]).startswith("Bonjour."), "digest", timeout=30)
+    assert "⏰" in digest["content"]["body"]
+    reminder = await wait_js_event(s.doc, s.desk, lambda e: _bot_notice(s)(e) and str(e["content"]["body"]).startswith("Rappel"), "reminder", timeout=30)
+    assert reminder["content"]["carebot.renewal"]["status"] == "pending" and "carebot.patient" in reminder["content"]
+
+
+async def test_absence_tells_writing_patients_once_a_day_and_requests_still_queue(scenario: Scenario) -> None:
+    s = scenario
+    back = (s.bot.running.desk_clock.now().astimezone(PARIS).date() + dt.timedelta(days=10))
+    told = await s.desk_reply(f"!absent {back.isoformat()} Le Dr Bernard me remplace", "absence set")
+    assert "Le Dr Bernard me remplace" in told["content"]["body"]
+    room = s.rooms["pat-02"]
+    n = len(s.alice2.seen)
+    await s.alice2.send(room, "Bonjour docteur")
+    notice = await s.alice2.wait_for(lambda m: m.sender == s.bot_id and "jusqu'au" in str(m.content.get("body", "")), after=n)
+    assert "Le Dr Bernard me remplace" in notice.content["body"] and "15" in notice.content["body"]
+    ask = await s.alice2.send(room, "!renouveler Levothyroxine 75 µg")
+    queued = await s.alice2.wait_for(replying_to(ask), after=n)
+    rid = queued.content["carebot.renewal"]["id"]
+    await wait_js_event(s.doc, s.desk, lambda e: _bot_notice(s)(e) and (e["content"].get("carebot.renewal") or {}).get("id") == rid, "request queued in the desk")
+    absence_notices = [m for m in s.alice2.seen[n:] if m.sender == s.bot_id and "jusqu'au" in str(m.content.get("body", ""))]
+    assert len(absence_notices) == 1, "one notice a day"
+    listing = (await s.desk_reply("!attente", "listing during the absence"))["content"]["body"]
+    assert listing.startswith("Absence en cours"), listing
+    assert (await s.desk_reply("!retour", "back"))["content"]["body"].startswith("Bon retour")
