@@ -103,7 +103,7 @@ class DeskConfig(_Model):
     """The practitioner desk (see the README, "For practitioners: the desk")."""
 
     enabled: bool = True
-    digest_time: dt.time = dt.time(8, 0)  # local time of the morning digest, e.g. "08:00"
+    digest_time: dt.time = dt.time(8, 0)  # local time of the morning digest (sent until 2 h later)
     timezone: Annotated[str, AfterValidator(_timezone)] = "Europe/Paris"
     reminder_business_days: int = Field(2, ge=1, le=30)
     holidays_country: Annotated[str, AfterValidator(_country)] = "FR"

@@ -1,17 +1,20 @@
-"""matrix.to permalinks (the spec's form: identifiers percent-encoded, `via` the server)."""
+"""matrix.to permalinks (the spec's form: identifiers percent-encoded, `via` a server).
+
+Room ids of room version 12 carry no server name, so `via` is given (the bot's server)."""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
 
-def server_of(matrix_id: str) -> str:
-    """'!abc:clinic.example' -> 'clinic.example' (ports kept)."""
-    return matrix_id.split(":", 1)[1]
+def server_of(matrix_id: str) -> str | None:
+    """'@bot:clinic.example' -> 'clinic.example' (ports kept); None for a v12 room id."""
+    return matrix_id.split(":", 1)[1] if ":" in matrix_id else None
 
 
-def permalink(room_id: str, event_id: str | None = None) -> str:
+def permalink(room_id: str, event_id: str | None = None, via: str | None = None) -> str:
     url = "https://matrix.to/#/" + quote(room_id, safe="")
     if event_id:
         url += "/" + quote(event_id, safe="")
-    return url + "?via=" + quote(server_of(room_id), safe="")
+    via = via or server_of(room_id)
+    return url + ("?via=" + quote(via, safe="") if via else "")

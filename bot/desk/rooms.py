@@ -78,9 +78,10 @@ def desk_body(*, bot: str, practitioner_mxid: str, practitioner_id: str, name: s
     }
 
 
-def child_content(room_id: str, *, order: str | None = None, suggested: bool = False) -> dict[str, Any]:
-    """m.space.child content; an empty content removes the child (spec)."""
-    content: dict[str, Any] = {"via": [room_id.split(":", 1)[1]]}
+def child_content(via: str, *, order: str | None = None, suggested: bool = False) -> dict[str, Any]:
+    """m.space.child content (`via`: the bot's server: v12 room ids name none); an empty
+    content removes the child (spec)."""
+    content: dict[str, Any] = {"via": [via]}
     if order:
         content["order"] = order
     if suggested:

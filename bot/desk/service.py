@@ -75,6 +75,7 @@ class DeskService:
     store: DeskStore
     care_service: CareService
     turnaround: Turnaround
+    via: str | None = None  # the bot's server, for matrix.to links (v12 room ids name none)
 
     def text(self, care: CareContext, practitioner: Practitioner) -> DeskText:
         return DeskText(care.texts, getattr(practitioner, "locale", None) or care.default_locale)
@@ -84,7 +85,7 @@ class DeskService:
         for r in requests:
             patient = care.roster.patient(r.patient_id)
             name = patient.display_name if patient is not None else r.patient_id
-            out.append(Line(r, name, permalink(r.room_id, r.event_id)))
+            out.append(Line(r, name, permalink(r.room_id, r.event_id, self.via)))
         return out
 
     async def listing(self, care: CareContext, practitioner: Practitioner, now: dt.datetime, header_key: str = "desk_pending_header") -> str:
@@ -162,11 +163,11 @@ class DeskService:
         return DeskPost(self.text(care, pair.practitioner).new_request(line), request=request, link=line.link)
 
     def emergency(self, care: CareContext, pair: Pair, room_id: str, event_id: str) -> DeskPost:
-        link = permalink(room_id, event_id)
+        link = permalink(room_id, event_id, self.via)
         return DeskPost(self.text(care, pair.practitioner).emergency(pair.patient.display_name, link), link=link)
 
     def elsewhere(self, care: CareContext, pair: Pair, request: Any, role_locale: str) -> Reply:
-        link = permalink(request.room_id, request.event_id)
+        link = permalink(request.room_id, request.event_id, self.via)
         return Reply(care.texts.get("request_elsewhere", role_locale, id=format_id(request.id), link=link))
 
     async def absence_reply(self, care: CareContext, pair: Pair, now: dt.datetime) -> Reply | None:

@@ -1,9 +1,10 @@
 """When the desk speaks on its own: the morning digest and reminders about old requests.
 
 Pure functions of the clock, the calendar and what was already sent, so a test can move time.
-- Digest: on business days, once, at or after the configured local time, if anything is pending.
-- Reminder: once per request, on the first business morning (same rule as the digest) when it
-  has been pending for more than N business days.
+- Digest: on business days, once, in the morning window (from the configured local time, for
+  MORNING_WINDOW), if anything is pending. A bot that was down all the window skips that day's.
+- Reminder: once per request, in the first business-morning window when it has been pending for
+  more than N business days.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from bot.desk.calendar import BusinessCalendar
+
+MORNING_WINDOW = dt.timedelta(hours=2)
 
 
 class PendingRequest(Protocol):
@@ -38,9 +41,10 @@ class Turnaround:
         return dt.datetime.fromtimestamp(timestamp, self.zone).date()
 
     def morning_open(self, now: dt.datetime) -> bool:
-        """A business day, at or after the digest time (local)."""
+        """A business day, within MORNING_WINDOW from the digest time (local)."""
         local = self.local(now)
-        return self.calendar.is_business_day(local.date()) and local.time() >= self.digest_time
+        start = dt.datetime.combine(local.date(), self.digest_time, tzinfo=self.zone)
+        return self.calendar.is_business_day(local.date()) and start <= local < start + MORNING_WINDOW
 
     def digest_due(self, now: dt.datetime, last_digest_day: dt.date | None, pending: int) -> bool:
         return pending > 0 and self.morning_open(now) and last_digest_day != self.local(now).date()

@@ -237,10 +237,15 @@ async def test_digest_and_reminder_on_the_next_business_mornings(scenario: Scena
     from bot.desk.calendar import BusinessCalendar
 
     day = BusinessCalendar().add_business_days(created.date(), 3)
+    before = {e["eventId"] for e in await s.doc.messages(s.desk)}
     clock.travel_to(dt.datetime.combine(day, dt.time(8, 30), tzinfo=PARIS))
-    digest = await wait_js_event(s.doc, s.desk, lambda e: _bot_notice(s)(e) and str(e["content"]["body"]).startswith("Bonjour."), "digest", timeout=30)
-    assert "⏰" in digest["content"]["body"]
-    reminder = await wait_js_event(s.doc, s.desk, lambda e: _bot_notice(s)(e) and str(e["content"]["body"]).startswith("Rappel"), "reminder", timeout=30)
+
+    def new(prefix: str):  # noqa: ANN202
+        return lambda e: e["eventId"] not in before and _bot_notice(s)(e) and str(e["content"]["body"]).startswith(prefix)
+
+    digest = await wait_js_event(s.doc, s.desk, new("Bonjour."), "digest", timeout=30)
+    assert "⏰" in digest["content"]["body"] and all(f"R{r.id} " in digest["content"]["body"] for r in pending)
+    reminder = await wait_js_event(s.doc, s.desk, new("Rappel"), "reminder", timeout=30)
     assert reminder["content"]["carebot.renewal"]["status"] == "pending" and "carebot.patient" in reminder["content"]
 
 
@@ -254,6 +259,9 @@ async def test_absence_tells_writing_patients_once_a_day_and_requests_still_queu
     await s.alice2.send(room, "Bonjour docteur")
     notice = await s.alice2.wait_for(lambda m: m.sender == s.bot_id and "jusqu'au" in str(m.content.get("body", "")), after=n)
     assert "Le Dr Bernard me remplace" in notice.content["body"] and "15" in notice.content["body"]
+    for r in await s.bot.store.open_requests("pat-02"):  # a fresh request, not a duplicate
+        cancel = await s.alice2.send(room, f"!annuler R{r.id}")
+        await s.alice2.wait_for(replying_to(cancel), after=n)
     ask = await s.alice2.send(room, "!renouveler Levothyroxine 75 µg")
     queued = await s.alice2.wait_for(replying_to(ask), after=n)
     rid = queued.content["carebot.renewal"]["id"]

@@ -98,6 +98,8 @@ def test_digest_is_due_once_per_business_morning_when_something_is_pending() -> 
     assert not T.digest_due(monday_8, None, pending=0)  # nothing pending: no digest
     assert not T.digest_due(paris("2026-11-29T09:00"), None, pending=3)  # Sunday
     assert not T.digest_due(paris("2026-12-25T09:00"), None, pending=3)  # Christmas
+    assert T.digest_due(paris("2026-11-30T09:59"), None, pending=3)
+    assert not T.digest_due(paris("2026-11-30T10:00"), None, pending=3)  # the morning is over: not at lunch
 
 
 def test_digest_time_is_the_clinic_local_time_across_daylight_saving() -> None:

@@ -37,13 +37,16 @@ def test_desk_is_encrypted_for_the_practitioner_and_names_no_patient() -> None:
 
 
 def test_space_child_content_and_removal() -> None:
-    assert child_content("!a:clinic.example") == {"via": ["clinic.example"]}
-    assert child_content("!d:clinic.example", order="0desk", suggested=True) == {"via": ["clinic.example"], "order": "0desk", "suggested": True}
+    assert child_content("clinic.example") == {"via": ["clinic.example"]}
+    assert child_content("clinic.example", order="0desk", suggested=True) == {"via": ["clinic.example"], "order": "0desk", "suggested": True}
 
 
 def test_permalinks_are_percent_encoded_with_via() -> None:
     assert permalink("!abc:clinic.example:8448") == "https://matrix.to/#/%21abc%3Aclinic.example%3A8448?via=clinic.example%3A8448"
     assert permalink("!abc:x", "$ev/1") == "https://matrix.to/#/%21abc%3Ax/%24ev%2F1?via=x"
+    # Room version 12: no server in the room id, the bot's server is given.
+    assert permalink("!Q1w2e3", via="clinic.example") == "https://matrix.to/#/%21Q1w2e3?via=clinic.example"
+    assert permalink("!Q1w2e3") == "https://matrix.to/#/%21Q1w2e3"
 
 
 def test_desk_notice_carries_the_request_the_patient_id_and_a_clickable_link() -> None:
