@@ -20,6 +20,9 @@ from bot.desk.absence import Absence
 from bot.desk.turnaround import Turnaround
 
 _BABEL = {"fr": "fr_FR", "en": "en_GB"}
+# Lines in one listing: an encrypted event must stay under the homeserver's 64 KiB limit, and a
+# practitioner reads the oldest first anyway; the count of the others is given.
+MAX_LISTED = 60
 
 
 def long_date(day: dt.date, locale: str) -> str:
@@ -80,12 +83,14 @@ class DeskText:
             return "\n".join(out)
         ordered = sorted(lines, key=lambda ln: (ln.request.created_at, ln.request.id))
         out.append(self.get(header_key, count=len(ordered)))
-        for ln in ordered:
+        for ln in ordered[:MAX_LISTED]:
             r = ln.request
             item = self.get("desk_pending_item", id=format_id(r.id), patient=ln.patient_name, medication=r.medication, age=age(r.created_at, now, self.locale))
             if turnaround.overdue(r, now):
                 item += self.get("desk_overdue_mark", days=turnaround.reminder_business_days)
             out.append(item)
+        if len(ordered) > MAX_LISTED:
+            out.append(self.get("desk_pending_more", more=len(ordered) - MAX_LISTED))
         return "\n".join(out)
 
     def decided(self, line: Line, status: str) -> str:

@@ -45,6 +45,9 @@ class Scenario:
     rooms: dict[str, str]  # patient id -> pair room id (dr-m's patients and pat-13)
     desk: str
     space: str
+    roster_path: Path
+    roster: dict
+    newcomer: str  # a registered user, not in the roster yet
 
     async def desk_reply(self, body: str, what: str, **kw: Any) -> dict:
         asked = await self.doc.send(self.desk, body)
@@ -78,10 +81,11 @@ async def scenario(homeserver, tmp_path_factory) -> AsyncIterator[Scenario]:
         return homeserver.register(localpart, password), password
 
     bot, doc, other_doc = user("deskbot"), user("drm"), user("drb")
-    patients = [user(f"pat{i}") for i in range(N_PATIENTS + 1)]
+    patients = [user(f"pat{i}") for i in range(N_PATIENTS + 2)]
     repo = Path(__file__).resolve().parents[2]
     (tmp / "bot-password").write_text(bot[1])
-    (tmp / "roster.yaml").write_text(yaml.safe_dump(_roster(doc[0], other_doc[0], [p[0] for p in patients]), allow_unicode=True))
+    roster = _roster(doc[0], other_doc[0], [p[0] for p in patients])
+    (tmp / "roster.yaml").write_text(yaml.safe_dump(roster, allow_unicode=True))
     config = {
         "homeserver": {"url": homeserver.url},
         "bot": {"user_id": bot[0], "password_file": "bot-password"},
@@ -118,7 +122,10 @@ async def scenario(homeserver, tmp_path_factory) -> AsyncIterator[Scenario]:
         await alice.join(rooms["pat-01"])
         await alice2.wait_room(lambda r: r == rooms["pat-02"])
         await other.wait_room(lambda r: r == rooms["pat-13"])
-        yield Scenario(running, bot[0], doc_peer, alice, alice2, other, rooms, record.desk_room_id, record.space_id)
+        yield Scenario(
+            running, bot[0], doc_peer, alice, alice2, other, rooms, record.desk_room_id, record.space_id,
+            tmp / "roster.yaml", roster, patients[N_PATIENTS + 1][0],
+        )
 
 
 def _bot_notice(s: Scenario, **content: Any):  # noqa: ANN202
@@ -271,3 +278,38 @@ async def test_absence_tells_writing_patients_once_a_day_and_requests_still_queu
     listing = (await s.desk_reply("!attente", "listing during the absence"))["content"]["body"]
     assert listing.startswith("Absence en cours"), listing
     assert (await s.desk_reply("!retour", "back"))["content"]["body"].startswith("Bon retour")
+
+
+async def _space_children(s: Scenario, until: Any, timeout: float = 30.0) -> list[str]:
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        children = (await s.doc.room(s.space))["children"]
+        if until(children) or asyncio.get_running_loop().time() > deadline:
+            return children
+        await asyncio.sleep(0.3)
+
+
+async def test_reconciliation_adds_new_pairs_to_the_space_and_removes_closed_ones(scenario: Scenario) -> None:
+    s = scenario
+    last = (dt.date.today() - dt.timedelta(days=30)).isoformat()
+    roster = dict(s.roster)
+    roster["patients"] = [p for p in s.roster["patients"] if p["id"] != "pat-12"] + [
+        {"id": "pat-14", "matrix_id": s.newcomer, "display_name": "Nina New",
+         "care": [{"practitioner": "dr-m", "last_consultation": last, "treatments": [{"name": LEVO, "long_term": True}]}]},
+    ]
+    s.roster_path.write_text(yaml.safe_dump(roster, allow_unicode=True))
+    assert await s.bot.reload()
+    new_room = (await s.bot.store.room_for_pair("pat-14", "dr-m")).room_id
+    closed = s.rooms["pat-12"]
+    children = await _space_children(s, lambda c: new_room in c and closed not in c)
+    assert new_room in children and closed not in children and s.desk in children, children
+    assert len(children) == N_PATIENTS + 1  # desk + 11 kept + 1 new
+    invited = await s.doc.wait_invite(room_id=new_room, timeout=30)
+    assert (await s.doc.room(invited))["name"].endswith("Dr Claire Martin · pat-14")
+    # Reconciling again changes nothing: no second Space or desk.
+    before = set((await s.bot.client.joined_rooms()).rooms)
+    await s.bot.reconcile()
+    assert set((await s.bot.client.joined_rooms()).rooms) == before
+    assert (await s.bot.store.desk("dr-m")).space_id == s.space

@@ -233,3 +233,17 @@ def test_pair_room_names_show_the_practitioner_and_a_distinct_label(env: Env) ->
     assert all("Dupont" not in n for n in names.values())
     full = pair_room_names(env.care, "full_name")
     assert full[("pat-0001", "dr-martin")] == "Messagerie — Dr Claire Martin · Alice Dupont"
+
+
+def test_a_long_listing_shows_the_oldest_and_counts_the_rest(env: Env) -> None:
+    from types import SimpleNamespace
+
+    from bot.desk.compose import MAX_LISTED, DeskText, Line
+
+    now = dt.datetime(2026, 11, 26, 10, 0, tzinfo=PARIS)
+    lines = [Line(SimpleNamespace(id=i, created_at=now.timestamp() - 3600 * (400 - i), medication="Levo"), f"P{i}", "l") for i in range(1, 301)]
+    text = DeskText(env.care.texts, "fr").listing(lines, now, env.turnaround)
+    assert text.splitlines()[0].startswith("Demandes en attente de vos patients (300)")
+    assert "• R1 — P1" in text and f"• R{MAX_LISTED} — " in text and f"• R{MAX_LISTED + 1} — " not in text
+    assert text.endswith(f"… et {300 - MAX_LISTED} autres, plus récentes.")
+    assert len(text.encode()) < 16000
