@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import signal
 import time
 from collections.abc import Callable
@@ -59,9 +58,6 @@ log = structlog.get_logger("carebot")
 _TO = "_carebot_to"
 _PIN = "_carebot_pin"
 _LEAVE = "_carebot_leave_after"
-DISCLAIMER_KEY = "disclaimer_pending:"
-PATIENT_BANNER_KEY = "disclaimer_for_patient:"
-UTD_KEY = "undecryptable:"
 OUTBOX_PARALLEL_ROOMS = 8
 
 SYNC_FILTER: dict[str, Any] = {
@@ -99,7 +95,7 @@ class CareBot:
         self.ready = asyncio.Event()
         self.sync_loop: SyncLoop | None = None
         self.trust: DeviceTrust | None = None
-        self._warned: set[str] = set()
+        self._warned: set[tuple[str, str, str]] = set()
         self._wake_outbox = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
         self._reload_requested = asyncio.Event()
@@ -332,7 +328,7 @@ class CareBot:
                 # Left or rejected the invite: the room is kept and they are invited again at
                 # the next reconciliation (start or roster reload). Never a second room.
                 async with self.store.transaction():
-                    await self.store.set(f"reinvite:{record.room_id}:{member}", "1")
+                    await self.store.need_reinvite(record.room_id, member)
                     await self.store.audit("bot", "room.member_left", record.room_id)
             return
         if event.membership not in ("join", "invite"):
@@ -363,20 +359,15 @@ class CareBot:
             pass
         deadline = time.time() + self.config.limits.undecryptable_wait_s
         async with self.store.transaction():
-            if await self.store.get(UTD_KEY + event.event_id) is None:
-                await self.store.set(
-                    UTD_KEY + event.event_id,
-                    json.dumps({"room_id": record.room_id, "deadline": deadline, "source": event.source}),
-                )
+            await self.store.add_undecryptable(event.event_id, record.room_id, deadline, event.source)
         log.info("message.key_requested", room_id=record.room_id, event_id=event.event_id)
 
     async def _retry_undecryptable(self) -> None:
         """Try again the events that could not be decrypted; give up politely at the deadline."""
         assert self.client is not None and self.store is not None and self.state is not None
-        for key, value in await self.store.items(UTD_KEY):
-            pending = json.loads(value)
-            event = MegolmEvent.from_dict(pending["source"])
-            room_id = pending["room_id"]
+        for pending in await self.store.undecryptables():
+            event = MegolmEvent.from_dict(pending.source)
+            room_id = pending.room_id
             event.room_id = room_id
             try:
                 decrypted = self.client.decrypt_event(event)
@@ -384,20 +375,20 @@ class CareBot:
                 decrypted = None
             if decrypted is not None and not isinstance(decrypted, RoomMessageText):
                 async with self.store.transaction():
-                    await self.store.delete(key)  # an image or a file: nothing to answer
+                    await self.store.drop_undecryptable(pending.event_id)  # an image or a file: nothing to answer
                 continue
             if isinstance(decrypted, RoomMessageText):
                 async with self.store.transaction():
-                    await self.store.delete(key)
+                    await self.store.drop_undecryptable(pending.event_id)
                 log.info("message.decrypted_late", room_id=room_id, event_id=event.event_id)
                 await self._on_event(room_id, decrypted)
                 continue
-            if time.time() < pending["deadline"]:
+            if time.time() < pending.deadline:
                 continue
             record = await self.store.room(room_id)
             pair = self.state.care.roster.pair(record.patient_id, record.practitioner_id) if record else None
             async with self.store.transaction():
-                await self.store.delete(key)
+                await self.store.drop_undecryptable(pending.event_id)
                 if pair is None or await self.store.is_processed(event.event_id):
                     continue
                 locale = self.state.care.locale_of(pair, event.sender)
@@ -528,14 +519,14 @@ class CareBot:
                 continue
             name = pair.patient.display_name if mxid == pair.patient.matrix_id else pair.practitioner.display_name
             for device_id in devices:
-                key = f"warned:{room_id}:{mxid}:{device_id}"
+                key = (room_id, mxid, device_id)
                 if key in self._warned:
                     continue
                 self._warned.add(key)
                 async with self.store.transaction():
-                    if await self.store.get(key) is not None:
+                    if await self.store.was_warned(*key):
                         continue
-                    await self.store.set(key, "1")
+                    await self.store.mark_warned(*key)
                     text = care.texts.get(
                         "unsigned_device_" + self.config.trust.replace("-", "_"),
                         care.locale_of(pair, pair.practitioner.matrix_id),
@@ -663,7 +654,7 @@ class CareBot:
         async with self.store.transaction():
             await self.store.save_room(room_id, pair.patient.id, pair.practitioner.id)
             # Posted when a member joins (see _release_disclaimer).
-            await self.store.set(DISCLAIMER_KEY + room_id, json.dumps(disclaimer))
+            await self.store.save_pending_banner(room_id, "first_member", disclaimer)
             await self.store.audit("bot", "room.created", room_id, {"patient": pair.patient.id, "practitioner": pair.practitioner.id}, care.policy_hash)
         self.state.seen_pairs[room_id] = (pair.patient.id, pair.practitioner.id)
         self._wake_outbox.set()
@@ -680,18 +671,18 @@ class CareBot:
         """
         assert self.store is not None
         async with self.store.transaction():
-            pending = await self.store.get(DISCLAIMER_KEY + room_id)
+            pending = await self.store.pending_banner(room_id, "first_member")
             if pending is not None:
-                await self.store.enqueue(txn_for("disclaimer", room_id), room_id, json.loads(pending))
-                await self.store.delete(DISCLAIMER_KEY + room_id)
+                await self.store.enqueue(txn_for("disclaimer", room_id), room_id, pending)
+                await self.store.drop_pending_banner(room_id, "first_member")
                 if not by_patient:
-                    await self.store.set(PATIENT_BANNER_KEY + room_id, pending)
+                    await self.store.save_pending_banner(room_id, "patient", pending)
             elif by_patient:
-                again = await self.store.get(PATIENT_BANNER_KEY + room_id)
+                again = await self.store.pending_banner(room_id, "patient")
                 if again is None:
                     return
-                await self.store.enqueue(txn_for("disclaimer-patient", room_id), room_id, json.loads(again))
-                await self.store.delete(PATIENT_BANNER_KEY + room_id)
+                await self.store.enqueue(txn_for("disclaimer-patient", room_id), room_id, again)
+                await self.store.drop_pending_banner(room_id, "patient")
             else:
                 return
         self._wake_outbox.set()
@@ -700,13 +691,12 @@ class CareBot:
         """Invite again a member who left or rejected the invite; never a second room."""
         assert self.client is not None and self.store is not None
         for mxid in (pair.patient.matrix_id, pair.practitioner.matrix_id):
-            key = f"reinvite:{room_id}:{mxid}"
-            if await self.store.get(key) is None:
+            if not await self.store.needs_reinvite(room_id, mxid):
                 continue
             resp = await self.client.room_invite(room_id, mxid)
             if getattr(resp, "status_code", None) is None or "already" in str(getattr(resp, "message", "")):
                 async with self.store.transaction():
-                    await self.store.delete(key)
+                    await self.store.reinvited(room_id, mxid)
                 log.info("room.reinvited", room_id=room_id, pair=f"{pair.patient.id}/{pair.practitioner.id}")
 
     async def _close_room(self, record: RoomRecord) -> None:

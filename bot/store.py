@@ -6,6 +6,14 @@ What it stores (documented for the clinic in the README):
 - `rooms`: which room belongs to which (patient id, practitioner id) pair — roster ids only.
 - `requests`: renewal requests (roster ids, the medication as understood, status, rule ids, note
   or reason, timestamps). This is medical data: the database file is 0600 under `storage.path`.
+- `pending_banners`: the room's disclaimer, waiting for a member to join (audience
+  `first_member`), or kept to be posted again when the patient joins after the practitioner
+  (audience `patient`).
+- `reinvites`: members who left or rejected the invite, to be invited again at the next
+  reconciliation.
+- `device_warnings`: devices the practitioner was already told are not cross-signed.
+- `undecryptable`: messages the bot could not decrypt yet (room, the encrypted event as
+  received, the deadline for its key), retried until the key comes or the deadline passes.
 - `outbox`: replies decided but not yet confirmed sent; each has a transaction id so that a
   resend after a crash is de-duplicated by the homeserver. Sent rows are deleted.
 - `audit`: append-only records of requests, decisions, rooms and reloads (ids only).
@@ -105,8 +113,102 @@ async def _v1(db: aiosqlite.Connection) -> None:
     )
 
 
+# Workflow state of release 1 lived in `kv` under these key prefixes; v2 moves it to tables.
+_V1_PREFIXES = {
+    "banner_first": "disclaimer_pending:",
+    "banner_patient": "disclaimer_for_patient:",
+    "reinvite": "reinvite:",
+    "warned": "warned:",
+    "undecryptable": "undecryptable:",
+}
+
+
+def _split_member(rest: str) -> tuple[str, str]:
+    """`!room:server:@user:server…` -> (room id, the rest from the user id on)."""
+    room_id, sep, member = rest.partition(":@")
+    if not sep:
+        raise StoreError(f"unreadable workflow key in table kv: {rest!r}")
+    return room_id, "@" + member
+
+
+async def _v2(db: aiosqlite.Connection) -> None:
+    """Workflow tables; the rows release 1 kept in `kv` are moved into them.
+
+    Statements stay within what SQLite and PostgreSQL both accept; the keys are parsed here in
+    Python rather than with SQL string functions, which the two spell differently.
+    """
+    await _run(
+        db,
+        """
+        CREATE TABLE pending_banners (
+            room_id TEXT NOT NULL,
+            audience TEXT NOT NULL,
+            content TEXT NOT NULL,
+            PRIMARY KEY (room_id, audience)
+        );
+
+        CREATE TABLE reinvites (
+            room_id TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            PRIMARY KEY (room_id, member_id)
+        );
+
+        CREATE TABLE device_warnings (
+            room_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            PRIMARY KEY (room_id, user_id, device_id)
+        );
+
+        CREATE TABLE undecryptable (
+            event_id TEXT PRIMARY KEY,
+            room_id TEXT NOT NULL,
+            deadline DOUBLE PRECISION NOT NULL,
+            source TEXT NOT NULL
+        )
+        """,
+    )
+    async with db.execute("SELECT key, value FROM kv ORDER BY key") as cur:
+        rows = [(str(k), str(v)) for k, v in await cur.fetchall()]
+    moved: list[str] = []
+    for key, value in rows:
+        if key.startswith(p := _V1_PREFIXES["banner_first"]):
+            await db.execute(
+                "INSERT INTO pending_banners (room_id, audience, content) VALUES (?, ?, ?)",
+                (key[len(p):], "first_member", value),
+            )
+        elif key.startswith(p := _V1_PREFIXES["banner_patient"]):
+            await db.execute(
+                "INSERT INTO pending_banners (room_id, audience, content) VALUES (?, ?, ?)",
+                (key[len(p):], "patient", value),
+            )
+        elif key.startswith(p := _V1_PREFIXES["reinvite"]):
+            room_id, member = _split_member(key[len(p):])
+            await db.execute(
+                "INSERT INTO reinvites (room_id, member_id) VALUES (?, ?)", (room_id, member)
+            )
+        elif key.startswith(p := _V1_PREFIXES["warned"]):
+            room_id, rest = _split_member(key[len(p):])
+            user_id, _, device_id = rest.rpartition(":")
+            await db.execute(
+                "INSERT INTO device_warnings (room_id, user_id, device_id) VALUES (?, ?, ?)",
+                (room_id, user_id, device_id),
+            )
+        elif key.startswith(p := _V1_PREFIXES["undecryptable"]):
+            pending = json.loads(value)
+            await db.execute(
+                "INSERT INTO undecryptable (event_id, room_id, deadline, source) VALUES (?, ?, ?, ?)",
+                (key[len(p):], pending["room_id"], float(pending["deadline"]), json.dumps(pending["source"])),
+            )
+        else:
+            continue
+        moved.append(key)
+    for key in moved:
+        await db.execute("DELETE FROM kv WHERE key = ?", (key,))
+
+
 # Ordered: index i migrates from version i to i + 1. Append, never edit a released one.
-MIGRATIONS: list[Migration] = [_v1]
+MIGRATIONS: list[Migration] = [_v1, _v2]
 LATEST = len(MIGRATIONS)
 
 
@@ -134,6 +236,14 @@ class OutboxItem:
     room_id: str
     event_type: str
     content: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Undecryptable:
+    event_id: str
+    room_id: str
+    deadline: float
+    source: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -245,6 +355,83 @@ class Store:
 
     async def delete(self, key: str) -> None:
         await self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
+
+    # -- workflows: room banners ----------------------------------------------------------
+    # audience "first_member": posted when the first member joins; "patient": posted again
+    # when the patient joins after the practitioner.
+    async def pending_banner(self, room_id: str, audience: str) -> dict[str, Any] | None:
+        async with self._db.execute(
+            "SELECT content FROM pending_banners WHERE room_id = ? AND audience = ?",
+            (room_id, audience),
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    async def save_pending_banner(self, room_id: str, audience: str, content: dict[str, Any]) -> None:
+        await self._db.execute(
+            "INSERT INTO pending_banners (room_id, audience, content) VALUES (?, ?, ?) "
+            "ON CONFLICT (room_id, audience) DO UPDATE SET content = excluded.content",
+            (room_id, audience, json.dumps(content)),
+        )
+
+    async def drop_pending_banner(self, room_id: str, audience: str) -> None:
+        await self._db.execute(
+            "DELETE FROM pending_banners WHERE room_id = ? AND audience = ?", (room_id, audience)
+        )
+
+    # -- workflows: members to invite again ------------------------------------------------
+    async def need_reinvite(self, room_id: str, member_id: str) -> None:
+        await self._db.execute(
+            "INSERT INTO reinvites (room_id, member_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (room_id, member_id),
+        )
+
+    async def needs_reinvite(self, room_id: str, member_id: str) -> bool:
+        async with self._db.execute(
+            "SELECT 1 FROM reinvites WHERE room_id = ? AND member_id = ?", (room_id, member_id)
+        ) as cur:
+            return await cur.fetchone() is not None
+
+    async def reinvited(self, room_id: str, member_id: str) -> None:
+        await self._db.execute(
+            "DELETE FROM reinvites WHERE room_id = ? AND member_id = ?", (room_id, member_id)
+        )
+
+    # -- workflows: unsigned-device warnings ---------------------------------------------
+    async def was_warned(self, room_id: str, user_id: str, device_id: str) -> bool:
+        async with self._db.execute(
+            "SELECT 1 FROM device_warnings WHERE room_id = ? AND user_id = ? AND device_id = ?",
+            (room_id, user_id, device_id),
+        ) as cur:
+            return await cur.fetchone() is not None
+
+    async def mark_warned(self, room_id: str, user_id: str, device_id: str) -> None:
+        await self._db.execute(
+            "INSERT INTO device_warnings (room_id, user_id, device_id) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (room_id, user_id, device_id),
+        )
+
+    # -- workflows: messages waiting for their key ----------------------------------------
+    async def add_undecryptable(
+        self, event_id: str, room_id: str, deadline: float, source: dict[str, Any]
+    ) -> None:
+        """Remember an event to decrypt later; a second sighting keeps the first deadline."""
+        await self._db.execute(
+            "INSERT INTO undecryptable (event_id, room_id, deadline, source) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (event_id, room_id, deadline, json.dumps(source)),
+        )
+
+    async def undecryptables(self) -> list[Undecryptable]:
+        async with self._db.execute(
+            "SELECT event_id, room_id, deadline, source FROM undecryptable ORDER BY event_id"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [Undecryptable(str(e), str(r), float(d), json.loads(s)) for e, r, d, s in rows]
+
+    async def drop_undecryptable(self, event_id: str) -> None:
+        await self._db.execute("DELETE FROM undecryptable WHERE event_id = ?", (event_id,))
 
     # -- events --------------------------------------------------------------------------
     async def is_processed(self, event_id: str) -> bool:
