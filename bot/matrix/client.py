@@ -280,7 +280,8 @@ async def send_encrypted(
     return None
 
 
-SyncHandler = Callable[[SyncResponse, bool], Awaitable[None]]
+# handler(batch, initial, since): `since` is the token the batch was asked from (None at first).
+SyncHandler = Callable[[SyncResponse, bool, "str | None"], Awaitable[None]]
 
 
 async def key_bookkeeping(client: AsyncClient) -> None:
@@ -384,7 +385,7 @@ class SyncLoop:
             self.since = token
             try:
                 # Events of the very first sync of a new bot predate it: state only, no replies.
-                await self.handler(resp, initial)
+                await self.handler(resp, initial, token)
                 # Key upload/query/claim after the batch, as nio's own loop does: replies
                 # are not held back by bookkeeping.
                 await self._housekeeping()
