@@ -39,6 +39,8 @@ from nio.api import Api
 from nio.exceptions import LocalProtocolError
 from nio.responses import ShareGroupSessionResponse
 
+from bot.matrix import nio_private
+
 log = structlog.get_logger("carebot.matrix")
 
 SYNC_TOKEN_KEY = "sync_token"
@@ -187,7 +189,7 @@ async def share_room_key(
     users = list(dict.fromkeys([u for u in users if u != client.user_id] + [client.user_id]))
     # Devices of a member nio does not track yet (an invitee) are fetched once; someone with
     # no device at all (never logged in yet) is asked again at most every 10 s.
-    asked: dict[str, float] = client.__dict__.setdefault("_carebot_devices_asked", {})
+    asked: dict[str, float] = nio_private.per_client(client, "devices_asked", dict)
     now = time.monotonic()
     unknown = [
         u
@@ -224,8 +226,8 @@ async def share_room_key(
             client.access_token, "m.room.encrypted", to_device, uuid4()
         )
         requests.append(
-            client._send(  # noqa: SLF001 - nio exposes no public per-user sharing
-                ShareGroupSessionResponse, method, path, data, response_data=(room_id, sharing_with)
+            nio_private.send(  # nio exposes no public per-user sharing
+                client, ShareGroupSessionResponse, method, path, data, response_data=(room_id, sharing_with)
             )
         )
     for result in await asyncio.gather(*requests, return_exceptions=True):

@@ -8,9 +8,9 @@ import time
 
 import structlog
 from nio import AsyncClient, RoomCreateResponse
-from nio.api import Api
 
 from bot.care.roster import Pair
+from bot.matrix import nio_private
 from bot.matrix.messages import notice
 from bot.matrix.rooms import PAIR_STATE, create_room_body
 from bot.runtime.membership import FIRST_MEMBER
@@ -116,12 +116,7 @@ class Reconciler:
             topic=care.texts.get("topic", locale),
             room_version=self._room_version,
         )
-        resp = await self._client._send(  # noqa: SLF001 - nio's room_create lacks creation_content keys we need
-            RoomCreateResponse,
-            "POST",
-            Api._build_path(["createRoom"], {"access_token": self._client.access_token}),  # noqa: SLF001
-            Api.to_json(body),
-        )
+        resp = await nio_private.create_room(self._client, body)
         if not isinstance(resp, RoomCreateResponse):
             log.error("room.create_failed", pair=f"{pair.patient.id}/{pair.practitioner.id}", status=getattr(resp, "status_code", None))
             return

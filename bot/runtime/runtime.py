@@ -22,11 +22,11 @@ from typing import Any
 
 import structlog
 from nio import AsyncClient
-from nio.api import Api
 
 from bot.care.service import CareContext, CareService
 from bot.config import Config
 from bot.matrix import crypto as xsign
+from bot.matrix import nio_private
 from bot.matrix.client import SYNC_TOKEN_KEY, Backoff, SyncLoop, connect
 from bot.matrix.trust import DeviceTrust
 from bot.runtime.conversation import Conversation
@@ -219,12 +219,8 @@ class CareBot:
 
 
 async def _default_room_version(client: AsyncClient) -> str:
-    caps = await client.send(
-        "GET", Api._build_path(["capabilities"]),  # noqa: SLF001
-        headers={"Authorization": f"Bearer {client.access_token}"},
-    )
     try:
-        body = await caps.json()
+        body = await nio_private.capabilities(client)
         return str(body["capabilities"]["m.room_versions"]["default"])
     except Exception:  # noqa: BLE001 - an old server without capabilities: be conservative
         return "10"
