@@ -16,7 +16,7 @@ import structlog
 from nio import AsyncClient, RoomCreateEvent, SyncResponse, UnknownEvent
 
 from bot.care.roster import Pair
-from bot.matrix.client import missed_events
+from bot.matrix.sync import missed_events
 from bot.matrix.rooms import PAIR_STATE
 from bot.runtime.shared import LiveState, Wake
 from bot.store import RoomRecord, Store

@@ -27,7 +27,8 @@ from bot.care.service import CareContext, CareService
 from bot.config import Config
 from bot.matrix import crypto as xsign
 from bot.matrix import nio_private
-from bot.matrix.client import SYNC_TOKEN_KEY, Backoff, SyncLoop, connect
+from bot.matrix.client import SYNC_TOKEN_KEY, Backoff, connect
+from bot.matrix.sync import SyncLoop
 from bot.matrix.trust import DeviceTrust
 from bot.runtime.conversation import Conversation
 from bot.runtime.device_warnings import DeviceWarnings
