@@ -117,7 +117,7 @@ def test_no_class_longer_than_250_lines():
     assert too_long == {}
 
 
-def test_the_layout_check_sees_violations():
+def test_the_import_graph_is_read_from_the_real_modules():
     """The checks above are not vacuous: they find the modules and parse their imports."""
     graph = _graph()
     assert "bot.runtime.runtime" in graph and "bot.store" in graph["bot.runtime.runtime"]
