@@ -237,7 +237,8 @@ async def test_cross_signed_mode_withholds_keys_from_an_unsigned_device(homeserv
     practitioner = await element_user("practitioner", clinic.practitioner, homeserver.url)
     try:
         async with running_bot(clinic.config_path) as bot:
-            room_id = await practitioner.wait_invite(timeout=TIMEOUT)
+            pair_room = (await bot.store.room_for_pair("pat-1", "dr-a")).room_id  # not the desk or Space
+            room_id = await practitioner.wait_invite(timeout=TIMEOUT, room_id=pair_room)
             await practitioner.join(room_id)
             await asyncio.wait_for(_until_invited(patient, room_id), TIMEOUT)
             assert patient.client is not None

@@ -222,7 +222,8 @@ async def test_intruder_is_removed_and_practitioner_told(homeserver, new_user, t
     intruder = await NioUser(i_mxid, i_pw, homeserver.url, tmp_path / "clients" / "intruder").start()
     try:
         async with running_bot(clinic.config_path) as bot:
-            room_id = await practitioner.wait_room()
+            pair_room = (await bot.store.room_for_pair("pat-1", "dr-a")).room_id  # not the desk or Space
+            room_id = await practitioner.wait_room(lambda r: r == pair_room)
             await practitioner.wait_for(lambda s: s.room_id == room_id and s.content.get("carebot.disclaimer") is True)
             n = len(practitioner.seen)
             resp = await bot.client.room_invite(room_id, i_mxid)
@@ -380,7 +381,8 @@ async def test_a_patient_joining_after_the_practitioner_gets_the_banner_posted_a
     await patient.start()
     try:
         async with running_bot(clinic.config_path) as bot:
-            room_id = await doc.wait_room()
+            pair_room = (await bot.store.room_for_pair("pat-1", "dr-a")).room_id  # not the desk or Space
+            room_id = await doc.wait_room(lambda r: r == pair_room)
             first = await doc.wait_for(lambda s: s.content.get("carebot.disclaimer") is True)
             await patient.client.join(room_id)
             again = await patient.wait_for(
