@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
 from bot.care.roster import check_mxid
 from bot.yamlutil import ConfigError, ConfigErrors, YamlDoc, load_yaml, validate
@@ -112,15 +112,17 @@ class DeskConfig(_Model):
     # patient_id (default) | initials | full_name (private, unfederated homeservers only).
     room_names: Literal["patient_id", "initials", "full_name"] = "patient_id"
 
-    @model_validator(mode="after")
-    def _subdivision_known(self) -> "DeskConfig":
-        if self.holidays_subdivision is not None:
+    @field_validator("holidays_subdivision")
+    @classmethod
+    def _subdivision_known(cls, value: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("holidays_country")
+        if value is not None and country is not None:
             from bot.desk.calendar import check_country
 
-            problem = check_country(self.holidays_country, self.holidays_subdivision)
+            problem = check_country(country, value)
             if problem:
-                raise ValueError(f"holidays_subdivision: {problem}")
-        return self
+                raise ValueError(problem)
+        return value
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:

@@ -115,3 +115,22 @@ def test_missing_password_names_the_key_and_the_fixes(setup: Setup):
     assert err.key == "bot.password"
     assert err.file == str(setup.config) and err.line == 5
     assert "CAREBOT_PASSWORD" in err.message and "bot.password_file" in err.message
+
+
+def test_desk_settings_have_defaults_and_bad_values_name_their_key(tmp_path: Path):
+    import datetime as dt
+
+    config = load_config(write(tmp_path / "ok.yaml", CONFIG))
+    assert config.desk.enabled and config.desk.timezone == "Europe/Paris" and config.desk.digest_time == dt.time(8, 0)
+    assert config.desk.reminder_business_days == 2 and config.desk.room_names == "patient_id"
+    text = CONFIG + (
+        "desk:\n  digest_time: breakfast\n  timezone: Mars/Olympus\n  reminder_business_days: 0\n"
+        "  holidays_subdivision: '999'\n  room_names: everything\n"
+    )
+    errs = {e.key: e for e in errors_of(write(tmp_path / "bad.yaml", text))}
+    assert set(errs) == {"desk.digest_time", "desk.timezone", "desk.reminder_business_days", "desk.holidays_subdivision", "desk.room_names"}
+    assert "unknown time zone 'Mars/Olympus'" in errs["desk.timezone"].message and errs["desk.timezone"].line == text.splitlines().index("  timezone: Mars/Olympus") + 1
+    assert "unknown subdivision '999' for FR" in errs["desk.holidays_subdivision"].message
+    assert "57" in errs["desk.holidays_subdivision"].message
+    bad_country = errors_of(write(tmp_path / "c.yaml", CONFIG + "desk:\n  holidays_country: ZZ\n"))
+    assert [(e.key, "ISO 3166" in e.message) for e in bad_country] == [("desk.holidays_country", True)]
