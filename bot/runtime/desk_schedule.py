@@ -21,60 +21,65 @@ class DeskSchedule:
         self._devices: dict[str, set[str]] = {}  # practitioner id -> devices already caught up
 
     async def tick(self) -> None:
+        """One round: reads first, and a transaction only for a desk with something to post."""
         d = self._desks
         care = d.state.care
         now = d.clock.now()
         turnaround = d.service.turnaround
+        morning = turnaround.morning_open(now)
+        today = turnaround.local(now).date()
         for record in await d.store.desks():
             practitioner = care.roster.practitioner(record.practitioner_id)
             if practitioner is None or record.desk_room_id is None or not self._joined(record.desk_room_id, practitioner.matrix_id):
                 continue
             pid = practitioner.id
-            pending = await d.store.pending_for_practitioner(pid)
-            today = turnaround.local(now).date()
-            queued = 0
-            async with d.store.transaction():
+            posts: list[tuple[DeskPost, str]] = []
+            digest = False
+            if morning:  # digest and reminders only in the business-morning window
+                pending = await d.store.pending_for_practitioner(pid)
                 if turnaround.digest_due(now, await d.store.last_digest(pid), len(pending)):
-                    post = await d.service.digest(care, practitioner, now)
-                    await d.post(practitioner, post, txn_for("digest", pid, today.isoformat()), mention=True, room_id=record.desk_room_id)
-                    await d.store.set_last_digest(pid, today)
-                    queued += 1
+                    posts.append((await d.service.digest(care, practitioner, now), txn_for("digest", pid, today.isoformat())))
+                    digest = True
                 reminded = await d.store.reminded([r.id for r in pending])
                 for post in await d.service.reminders(care, practitioner, now, reminded):
-                    await d.post(practitioner, post, txn_for("reminder", str(post.request.id)), mention=True, room_id=record.desk_room_id)
-                    await d.store.mark_reminded(post.request.id)
-                    queued += 1
-                queued += await self._new_devices(practitioner, record.desk_room_id)
-            if queued:
-                log.info("desk.scheduled_posts", practitioner=pid, posts=queued)
-                d.wake()
+                    posts.append((post, txn_for("reminder", str(post.request.id))))
+            new_devices = await self._new_devices(practitioner)
+            if new_devices:
+                t = d.service.text(care, practitioner)
+                listing = await d.service.listing(care, practitioner, now)
+                posts.append((DeskPost(t.get("desk_catch_up") + "\n" + listing), txn_for("catch-up", pid, *sorted(new_devices))))
+            if not posts:
+                continue
+            async with d.store.transaction():
+                for post, txn in posts:
+                    await d.post(practitioner, post, txn, mention=True, room_id=record.desk_room_id)
+                    if post.request is not None:
+                        await d.store.mark_reminded(post.request.id)
+                if digest:
+                    await d.store.set_last_digest(pid, today)
+            log.info("desk.scheduled_posts", practitioner=pid, posts=len(posts), new_devices=len(new_devices))
+            d.wake()
 
     def _joined(self, room_id: str, mxid: str) -> bool:
         room = self._client.rooms.get(room_id)
         return room is not None and mxid in room.users and mxid not in room.invited_users
 
-    async def _new_devices(self, practitioner, desk_room_id: str) -> int:  # noqa: ANN001
-        """Devices of the practitioner the desk has not caught up yet get the pending list."""
+    async def _new_devices(self, practitioner) -> set[str]:  # noqa: ANN001
+        """Devices of the practitioner the desk has not caught up yet (none the first time:
+        the devices they had when they joined the desk read its welcome)."""
         d = self._desks
         olm = getattr(self._client, "olm", None)
         if olm is None:
-            return 0
+            return set()
         now_ids = {dev.id for dev in olm.device_store.active_user_devices(practitioner.matrix_id)}
         known = self._devices.get(practitioner.id)
         if known is None:
             known = self._devices[practitioner.id] = await d.store.desk_devices(practitioner.id)
         new = now_ids - known
         if not new:
-            return 0
-        first_time = not known  # their devices when the desk began: the welcome covered them
-        await d.store.add_desk_devices(practitioner.id, new)
+            return set()
+        first_time = not known
+        async with d.store.transaction():
+            await d.store.add_desk_devices(practitioner.id, new)
         known |= new
-        if first_time:
-            return 0
-        care = d.state.care
-        t = d.service.text(care, practitioner)
-        listing = await d.service.listing(care, practitioner, d.clock.now())
-        post = DeskPost(t.get("desk_catch_up") + "\n" + listing)
-        await d.post(practitioner, post, txn_for("catch-up", practitioner.id, *sorted(new)), mention=True, room_id=desk_room_id)
-        log.info("desk.new_device_caught_up", practitioner=practitioner.id, devices=len(new))
-        return 1
+        return set() if first_time else new
