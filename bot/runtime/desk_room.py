@@ -8,7 +8,6 @@ practitioner goes to their desk.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import structlog
@@ -199,4 +198,4 @@ class DeskRelay:
             request = await d.store.request(number) if number is not None else None
             if request is not None:
                 return await d.service.new_request(care, pair, request)
-        return dataclasses.replace(DeskPost(reply.for_practitioner or ""))
+        return DeskPost(reply.for_practitioner or "")  # any other half meant for the practitioner
