@@ -61,8 +61,10 @@ class DeskSchedule:
             d.wake()
 
     def _joined(self, room_id: str, mxid: str) -> bool:
+        """Not merely invited. (With lazy-loaded members, a practitioner silent for long may be
+        missing from `users` after a restart: only a pending invite counts against them.)"""
         room = self._client.rooms.get(room_id)
-        return room is not None and mxid in room.users and mxid not in room.invited_users
+        return room is not None and mxid not in room.invited_users
 
     async def _new_devices(self, practitioner) -> set[str]:  # noqa: ANN001
         """Devices of the practitioner the desk has not caught up yet (none the first time:
