@@ -4,6 +4,7 @@ Which file holds what: every YAML file in the policies directory starts with a `
 - `kind: rules`     — eligibility rules (any file name; all such files are combined, e.g. renewals.yaml)
 - `kind: emergency` — the emergency lexicon, only in emergency.yaml (see emergency.py)
 - `kind: texts`     — message overrides, only in texts.yaml (see texts.py)
+- `kind: synonyms`  — brand names and abbreviations, only in synonyms.yaml (see matching.py)
 
 A rules file::
 
@@ -33,88 +34,34 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from bot.care.emergency import WordMatcher, fold, strip_invisible
+from bot.care.matching import (
+    NO_SYNONYMS,
+    MatchResult,
+    Synonyms,
+    clean_medication,
+    contains_term,
+    deny_forms,
+    match,
+    medication_name,
+    normalize_medication,
+)
 from bot.care.roster import Pair, Roster, Treatment, check_id
 from bot.care.texts import placeholders
 from bot.yamlutil import ConfigError, ConfigErrors, KeyPath, YamlDoc, load_yaml, validate
 
 RULES_KIND = "rules"
-OTHER_KINDS = {"emergency": "emergency.yaml", "texts": "texts.yaml"}
+SYNONYMS_FILE = "synonyms.yaml"
+OTHER_KINDS = {"emergency": "emergency.yaml", "texts": "texts.yaml", "synonyms": "synonyms.yaml"}
 
 
-# --- medication names -------------------------------------------------------------------
-
-_UNITS = {
-    "mcg": "ug",
-    "microgramme": "ug",
-    "microgrammes": "ug",
-    "microgram": "ug",
-    "micrograms": "ug",
-    "milligramme": "mg",
-    "milligrammes": "mg",
-    "milligram": "mg",
-    "milligrams": "mg",
-    "gramme": "g",
-    "grammes": "g",
-    "gram": "g",
-    "grams": "g",
-}
+# --- medication names (see matching.py) --------------------------------------------------
 
 
-def normalize_medication(text: str) -> str:
-    """Comparable form of a medication: "Lévothyroxine 75µg" -> "levothyroxine 75 ug".
-
-    Case, accents, invisible characters and spacing are ignored; µg/μg/mcg/ug are the same;
-    "2,5 mg" == "2.5 mg". Idempotent.
-    """
-    s = fold(text).replace("μ", "u")
-    s = re.sub(r"(?<=\d),(?=\d)", ".", s)
-    s = re.sub(r"[^\w.%]|_", " ", s)
-    s = re.sub(r"(?<=\d)(?=[^\W\d_]|%)", " ", s)  # 75ug -> 75 ug
-    s = re.sub(r"(?<=[^\W\d_])(?=\d)", " ", s)  # b12 -> b 12
-    tokens = []
-    for token in s.split():
-        token = token.strip(".")
-        if token:
-            tokens.append(_UNITS.get(token, token))
-    return " ".join(tokens)
-
-
-def medication_name(normalized: str) -> str:
-    """The name part of a normalized medication (the words before the first number)."""
-    words = []
-    for token in normalized.split():
-        if token[0].isdigit():
-            break
-        words.append(token)
-    return " ".join(words)
-
-
-def clean_medication(text: str) -> str:
-    """The user's text, tidied for display: invisible characters removed, spaces collapsed."""
-    return " ".join(strip_invisible(text).split())
-
-
-def match_treatment(pair: Pair | None, medication: str) -> Treatment | None:
-    """The treatment of this pair that `medication` designates, or None.
-
-    Exact match (after normalization) first, long-term treatments preferred. Then, if the
-    user gave a name without a dose: the single long-term treatment with that name.
-    """
+def match_treatment(pair: Pair | None, medication: str, synonyms: Synonyms = NO_SYNONYMS) -> Treatment | None:
+    """The single treatment of this pair that `medication` designates, or None (see matching.py)."""
     if pair is None:
         return None
-    wanted = normalize_medication(medication)
-    if not wanted:
-        return None
-    treatments = sorted(pair.care.treatments, key=lambda t: not t.long_term)
-    for t in treatments:
-        if normalize_medication(t.name) == wanted:
-            return t
-    if medication_name(wanted) == wanted:
-        same_name = [t for t in pair.long_term_treatments if medication_name(normalize_medication(t.name)) == wanted]
-        if len(same_name) == 1:
-            return same_name[0]
-    return None
+    return match(pair.care.treatments, medication, synonyms).treatment  # type: ignore[return-value]
 
 
 # --- rules ------------------------------------------------------------------------------
@@ -132,8 +79,13 @@ class EligibilityContext:
 @dataclass(frozen=True)
 class _Eval:
     ctx: EligibilityContext
-    treatment: Treatment | None
+    found: MatchResult
     medication: str  # as understood
+    synonyms: Synonyms = NO_SYNONYMS
+
+    @property
+    def treatment(self) -> Treatment | None:
+        return self.found.treatment  # type: ignore[return-value]
 
 
 def _rule_id(value: str) -> str:
@@ -204,6 +156,9 @@ class LongTermTreatment(Rule):
     type: Literal["long_term_treatment"]
 
     def check(self, e: _Eval) -> tuple[bool, str]:
+        if e.found.ambiguous:
+            names = ", ".join(repr(t.name) for t in e.found.candidates)  # type: ignore[attr-defined]
+            return False, f"ambiguous: fits {names}; the patient is asked which"
         if e.treatment is None:
             return False, "not one of this practitioner's treatments for this patient"
         if not e.treatment.long_term:
@@ -216,8 +171,8 @@ class DenyList(Rule):
     terms: tuple[Text, ...] = Field(min_length=1)
 
     def check(self, e: _Eval) -> tuple[bool, str]:
-        matcher = WordMatcher.of(self.terms)
-        hits = sorted(set(matcher.matched_terms(e.ctx.medication) + matcher.matched_terms(e.medication)))
+        forms = deny_forms(e.ctx.medication, e.synonyms) + deny_forms(e.medication, e.synonyms)
+        hits = sorted({t for t in self.terms if contains_term(forms, t, prefix=t.rstrip().endswith("*"))})
         return (not hits), (f"on the deny list: {', '.join(hits)}" if hits else "not on the deny list")
 
 
@@ -281,10 +236,21 @@ class Decision:
     eligible: bool
     medication: str  # as understood: the roster's treatment name when matched, else the cleaned user text
     results: tuple[RuleResult, ...]
+    candidates: tuple[str, ...] = ()  # ambiguous: the treatments it could be (2 or more)
+    renewable: tuple[str, ...] = ()  # the pair's long-term treatments, to list on a refusal
+
+    @property
+    def unmatched(self) -> bool:
+        """True when the long-term-treatment rule failed because nothing (or several) fit."""
+        return any(r.rule_type == "long_term_treatment" and not r.passed for r in self.results)
 
     @property
     def failed_rule_ids(self) -> tuple[str, ...]:
         return tuple(r.rule_id for r in self.results if not r.passed)
+
+    @property
+    def failed_rule_types(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.rule_type for r in self.results if not r.passed))
 
     def reasons(self, locale: str) -> list[str]:
         return [(r.reason_fr if locale == "fr" else r.reason_en) for r in self.results if not r.passed]
@@ -302,6 +268,7 @@ class Policies:
     files: tuple[str, ...]
     digest: str
     _sources: Mapping[str, _Source] = field(default_factory=dict, repr=False, compare=False)
+    synonyms: Synonyms = NO_SYNONYMS
 
     @classmethod
     def load(cls, policies_dir: str | Path) -> Policies:
@@ -329,7 +296,7 @@ class Policies:
                 continue
             if kind != RULES_KIND:
                 errors.append(
-                    doc.error(("kind",), "every policies file must start with 'kind: rules', 'kind: emergency' or 'kind: texts'. Add or fix it.")
+                    doc.error(("kind",), "every policies file must start with 'kind: rules', 'kind: emergency', 'kind: texts' or 'kind: synonyms'. Add or fix it.")
                 )
                 continue
             files.append(str(path))
@@ -343,16 +310,23 @@ class Policies:
                     continue
                 sources[rule.id] = _Source(doc, where)
                 rules.append(rule)
+        synonyms = NO_SYNONYMS
+        try:
+            synonyms = Synonyms.load(directory)
+        except ConfigErrors as exc:
+            errors.extend(exc.errors)
+        if synonyms.digest:  # the synonyms change decisions: they are part of the policy hash
+            digest.update(SYNONYMS_FILE.encode() + b"\0" + synonyms.digest + b"\0")
         if not rules and not errors:
             errors.append(
                 ConfigError(str(directory), None, "", "no eligibility rules found. Add a 'kind: rules' file (see the shipped policies/renewals.yaml).")
             )
         if errors:
             raise ConfigErrors(errors)
-        return cls(tuple(rules), tuple(files), digest.hexdigest(), MappingProxyType(sources))
+        return cls(tuple(rules), tuple(files), digest.hexdigest(), MappingProxyType(sources), synonyms)
 
     def policy_hash(self) -> str:
-        """sha256 (hex) of the rule files' names and bytes, for the audit trail."""
+        """sha256 (hex) of the rule and synonym files' names and bytes, for the audit trail."""
         return self.digest
 
     def check_against(self, roster: Roster) -> list[ConfigError]:
@@ -369,14 +343,21 @@ class Policies:
         return errors
 
     def evaluate(self, ctx: EligibilityContext) -> Decision:
-        treatment = match_treatment(ctx.pair, ctx.medication)
+        found = match(ctx.pair.care.treatments, ctx.medication, self.synonyms) if ctx.pair else MatchResult(None)
+        treatment: Treatment | None = found.treatment  # type: ignore[assignment]
         understood = treatment.name if treatment is not None else clean_medication(ctx.medication)
-        e = _Eval(ctx, treatment, understood)
+        e = _Eval(ctx, found, understood, self.synonyms)
         results = []
         for rule in self.rules:
             passed, detail = rule.check(e)
             results.append(RuleResult(rule.id, rule.type, passed, rule.reason_text("fr"), rule.reason_text("en"), detail))
-        return Decision(all(r.passed for r in results), understood, tuple(results))
+        return Decision(
+            all(r.passed for r in results),
+            understood,
+            tuple(results),
+            candidates=tuple(t.name for t in found.candidates),  # type: ignore[attr-defined]
+            renewable=tuple(t.name for t in ctx.pair.long_term_treatments) if ctx.pair else (),
+        )
 
 
 def _parse_rules(doc: YamlDoc, errors: list[ConfigError]) -> list[tuple[Rule, KeyPath]]:
