@@ -7,7 +7,7 @@ galenic forms ("comprimé", "gélule", "cp") and quantities ("1 cp", "boîte de 
 What remains is a name and doses. `match` then compares it with the treatments of a pair:
 
 - same name, compatible doses -> that treatment ("75" matches "75 µg": a missing unit is
-  tolerated; "0,075 mg" matches "75 µg": mass units are converted);
+  tolerated; "0,075 mg" matches "75 µg" and "1000" matches "1 g": mass units are converted);
 - the name alone (no dose) or a shorter name ("levothyroxine" for "Levothyroxine sodique")
   -> every treatment it fits; one is a match, several are ambiguous (the patient is asked);
 - long-term treatments are preferred over others that fit equally.
@@ -79,8 +79,15 @@ class Dose:
     unit: str | None
 
     def compatible(self, other: Dose) -> bool:
-        if self.unit is None or other.unit is None:
+        """Same dose. A bare number fits the same number in any unit, and also the same mass in
+        another mass unit ("1000" fits "1 g": patients write "Doliprane 1000")."""
+        if self.unit is None and other.unit is None:
             return self.value == other.value
+        if self.unit is None or other.unit is None:
+            bare, given = (self, other) if self.unit is None else (other, self)
+            if bare.value == given.value:
+                return True
+            return given.unit in _MICROGRAMS and any(Dose(bare.value, u).compatible(given) for u in _MICROGRAMS)
         if self.unit in _MICROGRAMS and other.unit in _MICROGRAMS:
             return self.value * _MICROGRAMS[self.unit] == other.value * _MICROGRAMS[other.unit]
         return self.unit == other.unit and self.value == other.value
