@@ -113,6 +113,7 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print(
         f"OK: {len(x.roster.practitioners)} practitioners, {len(x.roster.patients)} patients, "
         f"{len(x.roster.verified_pairs())} verified pairs, {len(x.policies.rules)} rules, "
+        f"{len(x.policies.synonyms.table)} synonyms, "
         f"{len(x.lexicon.terms)} emergency terms, {len(x.texts.keys())} texts",
         file=out,
     )

@@ -186,13 +186,22 @@ class Synonyms:
 NO_SYNONYMS = Synonyms()
 
 
-def _tokens(text: str) -> list[str]:
-    """Folded tokens with numbers and units apart: "Lévothyroxine 75µg/j" -> [levothyroxine, 75, ug, j]."""
+def _tokens(text: str, split_names: bool = True) -> list[str]:
+    """Folded tokens with numbers and units apart: "Lévothyroxine 75µg/j" -> [levothyroxine, 75, ug, j].
+
+    With `split_names=False`, a word that starts with letters keeps its digits ("b12", "d3":
+    part of the name), except a lone "x" before a count ("x30").
+    """
     s = fold(text).replace("μ", "u").replace("µ", "u")
+    if not split_names:
+        s = re.sub(r"\b\d{1,3}(?:[ \u00a0\u202f]\d{3})+\b", lambda m: re.sub(r"\D", "", m.group(0)), s)  # 100 000 -> 100000
     s = re.sub(r"(?<=\d),(?=\d)", ".", s)  # 2,5 -> 2.5
     s = re.sub(r"[^\w.%]|_", " ", s)
     s = re.sub(r"(?<=\d)(?=[^\W\d_]|%)", " ", s)  # 75ug -> 75 ug
-    s = re.sub(r"(?<=[^\W\d_])(?=\d)", " ", s)  # x30 -> x 30
+    if split_names:
+        s = re.sub(r"(?<=[^\W\d_])(?=\d)", " ", s)  # b12 -> b 12
+    else:
+        s = re.sub(r"\bx(?=\d)", "x ", s)  # x30 -> x 30
     return [t.strip(".") for t in s.split() if t.strip(".")]
 
 
@@ -207,7 +216,7 @@ def _number(token: str) -> Decimal | None:
 
 def understand(text: str, synonyms: Synonyms = NO_SYNONYMS) -> Understood:
     """Read a medication as written by a patient or in the roster (see the module doc)."""
-    words = synonyms.apply(_tokens(text))
+    words = synonyms.apply(_tokens(text, split_names=False))
     numbers = sum(1 for w in words if _number(w) is not None)
     name: list[str] = []
     doses: list[Dose] = []

@@ -112,6 +112,16 @@ def test_a_shorter_name_fits_a_longer_one_and_long_term_is_preferred() -> None:
     assert match(both, "acide", SYN).treatment == both[1]
 
 
+def test_letters_and_digits_in_a_name_stay_part_of_the_name() -> None:
+    treatments = (T("Vitamine B12 1000 µg"), T("Vitamine D3 100 000 UI"), T("Levothyroxine 75 µg"))
+    assert match(treatments, "vitamine b12", SYN).treatment == treatments[0]
+    assert match(treatments, "Vitamine B12 1000", SYN).treatment == treatments[0]
+    assert match(treatments, "vitamine d3", SYN).treatment == treatments[1]
+    assert match(treatments, "Vitamine D3 100000 UI", SYN).treatment == treatments[1]  # "100 000" is one number
+    assert match(treatments, "vitamine", SYN).ambiguous
+    assert understand("Levothyrox 75 x30", SYN).key == "levothyroxine 75"
+
+
 def test_the_same_treatment_listed_twice_is_not_ambiguous() -> None:
     treatments = (T("Levothyroxine 75 µg"), T("levothyroxine 75 mcg"))
     assert match(treatments, "levothyrox", SYN).treatment == treatments[0]
@@ -211,3 +221,17 @@ def test_synonyms_file_with_wrong_kind_or_unknown_key(tmp_path: Path) -> None:
 def test_shipped_synonyms_map_the_usual_french_brands() -> None:
     for brand, dci in (("levothyrox", "levothyroxine"), ("kardegic", "acide acetylsalicylique"), ("doliprane", "paracetamol")):
         assert " ".join(SYN.apply([brand])) == dci
+
+
+# --- robustness ------------------------------------------------------------------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(st.text(max_size=200))
+def test_any_text_is_understood_without_error_and_the_key_is_stable(text: str) -> None:
+    understood = understand(text, SYN)
+    assert understand(understood.key, SYN).key == understood.key
+    match(TREATMENTS, text, SYN)
+    contains_term(deny_forms(text, SYN), "zolpidem")
