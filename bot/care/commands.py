@@ -114,7 +114,7 @@ class CommandError:
 
 
 def suggest(word: str) -> tuple[tuple[str, str], ...]:
-    """Known command words within a typo of `word`, nearest first: (canonical name, locale)."""
+    """The known command words nearest to `word`, within a typo: (canonical name, locale)."""
     folded = fold(word)
     if len(folded) < 3:
         return ()
@@ -124,7 +124,8 @@ def suggest(word: str) -> tuple[tuple[str, str], ...]:
         distance = DamerauLevenshtein.distance(folded, alias, score_cutoff=limit)
         if distance <= limit:
             found.append((distance, spec_.name, _LOCALE_OF[alias]))
-    return tuple((name, locale) for _, name, locale in sorted(found))
+    best = min((d for d, _, _ in found), default=0)
+    return tuple((name, locale) for d, name, locale in sorted(found) if d == best)
 
 
 def _clean(text: str) -> str:
