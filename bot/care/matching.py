@@ -29,6 +29,8 @@ from types import MappingProxyType
 from disarm import skeleton_key
 
 from bot.care.emergency import fold, fold_words, strip_invisible
+from bot.care.medication import clean_medication, medication_name, normalize_medication
+from bot.care.roster import Pair, Treatment
 from bot.yamlutil import ConfigError, ConfigErrors, YamlDoc, load_yaml
 
 FILE_NAME = "synonyms.yaml"
@@ -290,37 +292,11 @@ def match(treatments: Iterable[object], text: str, synonyms: Synonyms = NO_SYNON
     return MatchResult(None)
 
 
-# --- comparable keys (stored with requests: keep stable) ----------------------------------
-
-_KEY_UNITS = {
-    "mcg": "ug", "microgramme": "ug", "microgrammes": "ug", "microgram": "ug", "micrograms": "ug",
-    "milligramme": "mg", "milligrammes": "mg", "milligram": "mg", "milligrams": "mg",
-    "gramme": "g", "grammes": "g", "gram": "g", "grams": "g",
-}
-
-
-def normalize_medication(text: str) -> str:
-    """Comparable form of a medication: "Lévothyroxine 75µg" -> "levothyroxine 75 ug".
-
-    Case, accents, invisible characters and spacing are ignored; µg/μg/mcg/ug are the same;
-    "2,5 mg" == "2.5 mg". Idempotent. Stored as requests.medication_key: keep it stable.
-    """
-    return " ".join(_KEY_UNITS.get(t, t) for t in _tokens(text))
-
-
-def medication_name(normalized: str) -> str:
-    """The name part of a normalized medication (the words before the first number)."""
-    words = []
-    for token in normalized.split():
-        if token[0].isdigit():
-            break
-        words.append(token)
-    return " ".join(words)
-
-
-def clean_medication(text: str) -> str:
-    """The user's text, tidied for display: invisible characters removed, spaces collapsed."""
-    return " ".join(strip_invisible(text).split())
+def match_treatment(pair: Pair | None, medication: str, synonyms: Synonyms = NO_SYNONYMS) -> Treatment | None:
+    """The single treatment of this pair that `medication` designates, or None."""
+    if pair is None:
+        return None
+    return match(pair.care.treatments, medication, synonyms).treatment  # type: ignore[return-value]
 
 
 # --- deny list ---------------------------------------------------------------------------
@@ -374,6 +350,7 @@ __all__ = [
     "contains_term",
     "deny_forms",
     "match",
+    "match_treatment",
     "medication_name",
     "normalize_medication",
     "term_forms",

@@ -34,14 +34,10 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from bot.care.matching import (
-    NO_SYNONYMS,
-    MatchResult,
-    Synonyms,
+from bot.care.decision import Decision, RuleResult, explain
+from bot.care.matching import NO_SYNONYMS, MatchResult, Synonyms, contains_term, deny_forms, match, match_treatment
+from bot.care.medication import (  # noqa: F401 - re-exported: the policy API names medications
     clean_medication,
-    contains_term,
-    deny_forms,
-    match,
     medication_name,
     normalize_medication,
 )
@@ -52,16 +48,6 @@ from bot.yamlutil import ConfigError, ConfigErrors, KeyPath, YamlDoc, load_yaml,
 RULES_KIND = "rules"
 SYNONYMS_FILE = "synonyms.yaml"
 OTHER_KINDS = {"emergency": "emergency.yaml", "texts": "texts.yaml", "synonyms": "synonyms.yaml"}
-
-
-# --- medication names (see matching.py) --------------------------------------------------
-
-
-def match_treatment(pair: Pair | None, medication: str, synonyms: Synonyms = NO_SYNONYMS) -> Treatment | None:
-    """The single treatment of this pair that `medication` designates, or None (see matching.py)."""
-    if pair is None:
-        return None
-    return match(pair.care.treatments, medication, synonyms).treatment  # type: ignore[return-value]
 
 
 # --- rules ------------------------------------------------------------------------------
@@ -216,44 +202,6 @@ RULE_TYPES: Mapping[str, type[Rule]] = MappingProxyType(
         "practitioner_renewals_enabled": PractitionerRenewalsEnabled,
     }
 )
-
-
-# --- decisions --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    rule_id: str
-    rule_type: str
-    passed: bool
-    reason_fr: str  # patient-facing, meaningful when not passed
-    reason_en: str
-    detail: str  # admin-facing (CLI only: may name the medication; never log it)
-
-
-@dataclass(frozen=True)
-class Decision:
-    eligible: bool
-    medication: str  # as understood: the roster's treatment name when matched, else the cleaned user text
-    results: tuple[RuleResult, ...]
-    candidates: tuple[str, ...] = ()  # ambiguous: the treatments it could be (2 or more)
-    renewable: tuple[str, ...] = ()  # the pair's long-term treatments, to list on a refusal
-
-    @property
-    def unmatched(self) -> bool:
-        """True when the long-term-treatment rule failed because nothing (or several) fit."""
-        return any(r.rule_type == "long_term_treatment" and not r.passed for r in self.results)
-
-    @property
-    def failed_rule_ids(self) -> tuple[str, ...]:
-        return tuple(r.rule_id for r in self.results if not r.passed)
-
-    @property
-    def failed_rule_types(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(r.rule_type for r in self.results if not r.passed))
-
-    def reasons(self, locale: str) -> list[str]:
-        return [(r.reason_fr if locale == "fr" else r.reason_en) for r in self.results if not r.passed]
 
 
 @dataclass(frozen=True)
@@ -411,17 +359,6 @@ def _check_reason_placeholders(doc: YamlDoc, reason: object, model: type[Rule], 
             errors.append(doc.error(key, f"unknown placeholder {{{unknown[0]}}}; this rule can use: {allowed}. Fix it."))
             bad = True
     return bad
-
-
-def explain(decision: Decision, locale: str = "fr") -> str:
-    """A rule-by-rule report for the CLI (admin-facing; may show the medication)."""
-    verdict = "ELIGIBLE" if decision.eligible else f"NOT ELIGIBLE (failed: {', '.join(decision.failed_rule_ids)})"
-    lines = [f"medication (as understood): {decision.medication}", f"decision: {verdict}"]
-    for r in decision.results:
-        lines.append(f"  [{'ok' if r.passed else 'FAIL'}] {r.rule_id} ({r.rule_type}): {r.detail}")
-        if not r.passed:
-            lines.append(f"         patient reads ({locale}): {r.reason_fr if locale == 'fr' else r.reason_en}")
-    return "\n".join(lines)
 
 
 __all__ = [
