@@ -136,7 +136,7 @@ def cmd_policy_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         params = {k: v for k, v in rule.model_dump().items() if k not in ("id", "type", "reason")}
         shown = ", ".join(f"{k}={list(v) if isinstance(v, tuple) else v}" for k, v in params.items())
         print(f"{rule.id}: {rule.type}" + (f" ({shown})" if shown else ""), file=out)
-    print(f"OK: {len(policies.rules)} rules, sha256 {policies.policy_hash()}", file=out)
+    print(f"OK: {len(policies.rules)} rules, {len(policies.synonyms.table)} synonyms, sha256 {policies.policy_hash()}", file=out)
     return 0
 
 
