@@ -201,6 +201,16 @@ async def test_new_requests_reach_the_desk_and_are_listed_and_decided_there(scen
 
 async def test_the_patient_never_reads_practitioner_instructions(scenario: Scenario) -> None:
     s = scenario
+    # An emergency: the numbers for the patient in their room, the heads-up in the desk.
+    said = await s.alice.send(s.rooms["pat-01"], "j'ai une douleur thoracique depuis ce matin")
+    numbers = await wait_js_event(s.alice, s.rooms["pat-01"], lambda e: _bot_notice(s, **{"carebot.emergency": True})(e) and js_reply_to(e) == said, "emergency numbers")
+    assert "15" in numbers["content"]["body"] and s.doc.user_id in numbers["content"]["m.mentions"]["user_ids"]
+    flagged = await wait_js_event(s.doc, s.desk, lambda e: _bot_notice(s)(e) and str(e["content"]["body"]).startswith("⚠️ Alice Dupont"), "emergency in the desk")
+    assert s.rooms["pat-01"].lstrip("!")[:8] in flagged["content"]["body"]
+    # Asked for help in a patient's room, the practitioner is pointed to the desk.
+    asked = await s.doc.send(s.rooms["pat-01"], "!aide")
+    pointer = await wait_js_event(s.doc, s.rooms["pat-01"], lambda e: e["sender"] == s.bot_id and js_reply_to(e) == asked and e.get("decrypted"), "help pointing to the desk")
+    assert "bureau" in pointer["content"]["body"] and s.desk.lstrip("!")[:8] in pointer["content"]["body"]
     for e in await s.alice.messages(s.rooms["pat-01"]):
         if e["sender"] == s.bot_id:
             body = str((e.get("content") or {}).get("body", ""))
