@@ -77,8 +77,9 @@ class DeskService:
     turnaround: Turnaround
     via: str | None = None  # the bot's server, for matrix.to links (v12 room ids name none)
 
-    def text(self, care: CareContext, practitioner: Practitioner) -> DeskText:
-        return DeskText(care.texts, getattr(practitioner, "locale", None) or care.default_locale)
+    def text(self, care: CareContext, practitioner: Practitioner, locale: str | None = None) -> DeskText:
+        """Texts in `locale` (an answer: the language of the command word), else the practitioner's."""
+        return DeskText(care.texts, locale or getattr(practitioner, "locale", None) or care.default_locale)
 
     async def lines(self, care: CareContext, practitioner: Practitioner, requests: list[Any]) -> list[Line]:
         out = []
@@ -88,24 +89,25 @@ class DeskService:
             out.append(Line(r, name, permalink(r.room_id, r.event_id, self.via)))
         return out
 
-    async def listing(self, care: CareContext, practitioner: Practitioner, now: dt.datetime, header_key: str = "desk_pending_header") -> str:
+    async def listing(self, care: CareContext, practitioner: Practitioner, now: dt.datetime, header_key: str = "desk_pending_header", locale: str | None = None) -> str:
         pending = await self.store.pending_for_practitioner(practitioner.id)
         lines = await self.lines(care, practitioner, pending)
         absence = await self.store.absence(practitioner.id)
-        return self.text(care, practitioner).listing(lines, now, self.turnaround, header_key=header_key, absence=absence)
+        return self.text(care, practitioner, locale).listing(lines, now, self.turnaround, header_key=header_key, absence=absence)
 
     # -- a message in the desk -------------------------------------------------------------
     async def handle(self, care: CareContext, practitioner: Practitioner, body: str, event_id: str, now: dt.datetime) -> DeskOutcome:
-        t = self.text(care, practitioner)
         out = DeskOutcome()
         parsed = cmd.parse(body, max_length=care.max_chars)
         if parsed is None:
-            out.desk.append(DeskPost(t.get("desk_not_a_command")))
+            out.desk.append(DeskPost(self.text(care, practitioner).get("desk_not_a_command")))
             return out
-        over, tell = self.care_service._flooding(care, practitioner.id)  # noqa: SLF001 - one limiter per person
+        t = self.text(care, practitioner, parsed.locale)
+        counted = parsed.name not in (None, "help")  # as in pair rooms: help and typos are free
+        over, tell = self.care_service._flooding(care, practitioner.id) if counted else (False, False)  # noqa: SLF001 - one limiter per person
         if over:
             if tell:
-                out.desk.append(DeskPost(t.get("flood_limited")))
+                out.desk.append(DeskPost(self.text(care, practitioner).get("flood_limited")))
             return out
         if isinstance(parsed, cmd.CommandError):
             out.desk.append(DeskPost(self.care_service._error_text(care, parsed, t.locale)))  # noqa: SLF001
@@ -116,20 +118,19 @@ class DeskService:
         if parsed.name == "help":
             out.desk.append(DeskPost(t.help()))
         elif parsed.name == "pending":
-            out.desk.append(DeskPost(await self.listing(care, practitioner, now)))
+            out.desk.append(DeskPost(await self.listing(care, practitioner, now, locale=t.locale)))
         elif parsed.name == "away":
-            out.desk.append(await self._away(care, practitioner, parsed, now))
+            out.desk.append(await self._away(care, practitioner, parsed, now, t))
         elif parsed.name == "back":
             cleared = await self.store.clear_absence(practitioner.id)
             if cleared:
                 await self.store.audit(practitioner.id, "desk.back")
             out.desk.append(DeskPost(t.get("desk_back" if cleared else "desk_not_away")))
         else:
-            await self._decide(care, practitioner, parsed, body, event_id, out)
+            await self._decide(care, practitioner, parsed, body, event_id, out, t)
         return out
 
-    async def _away(self, care: CareContext, practitioner: Practitioner, c: cmd.Command, now: dt.datetime) -> DeskPost:
-        t = self.text(care, practitioner)
+    async def _away(self, care: CareContext, practitioner: Practitioner, c: cmd.Command, now: dt.datetime, t: DeskText) -> DeskPost:
         today = self.turnaround.local(now).date()
         day = parse_return_date(c.until or "", today)
         if isinstance(day, str):
@@ -139,8 +140,7 @@ class DeskService:
         await self.store.audit(practitioner.id, "desk.away", None, {"back_on": day.isoformat()})
         return DeskPost(t.absence_set(absence))
 
-    async def _decide(self, care: CareContext, practitioner: Practitioner, c: cmd.Command, body: str, event_id: str, out: DeskOutcome) -> None:
-        t = self.text(care, practitioner)
+    async def _decide(self, care: CareContext, practitioner: Practitioner, c: cmd.Command, body: str, event_id: str, out: DeskOutcome, t: DeskText) -> None:
         rid = format_id(c.request_id) if c.request_id else "?"
         req = await self.store.request(c.request_id) if c.request_id else None
         pair = care.roster.pair(req.patient_id, practitioner.id) if req is not None and req.practitioner_id == practitioner.id else None

@@ -143,7 +143,8 @@ async def test_pending_in_the_desk_lists_all_patients_oldest_first_with_age(env:
     assert text.splitlines()[0].startswith("Demandes en attente de vos patients (2)")
     assert text.index("Alice Dupont") < text.index("Dan Dupont")
     assert "Eve Roux" not in text and "depuis 3\xa0jours" in text  # babel: no-break space
-    assert (await env.at_desk("!pending")).desk[0].text == text
+    english = (await env.at_desk("!pending")).desk[0].text  # the English command word: English
+    assert english.startswith("Pending requests of your patients (2), oldest first:") and "— 3 days ago" in english
 
 
 async def test_decision_from_the_desk_reaches_the_patient_in_their_room(env: Env) -> None:
@@ -247,3 +248,11 @@ def test_a_long_listing_shows_the_oldest_and_counts_the_rest(env: Env) -> None:
     assert "• R1 — P1" in text and f"• R{MAX_LISTED} — " in text and f"• R{MAX_LISTED + 1} — " not in text
     assert text.endswith(f"… et {300 - MAX_LISTED} autres, plus récentes.")
     assert len(text.encode()) < 16000
+
+
+async def test_desk_answers_in_the_language_of_the_command_word(env: Env) -> None:
+    await env.renew("pat-0001")
+    assert (await env.at_desk("!pending")).desk[0].text.startswith("Pending requests of your patients (1)")
+    assert (await env.at_desk("!attente")).desk[0].text.startswith("Demandes en attente de vos patients (1)")
+    assert (await env.at_desk("!help")).desk[0].text.startswith("Your desk:")
+    assert "Monday, 7 December 2026" in (await env.at_desk("!away 2026-12-07")).desk[0].text
