@@ -131,13 +131,18 @@ async def test_one_room_per_pair_across_restarts_and_database_loss(homeserver, n
     patient = await clinic.user(clinic.patient, "patient").start()
     bot_mxid = clinic.bot[0]
     try:
-        async with running_bot(clinic.config_path):
+        async with running_bot(clinic.config_path) as bot:
             room_id = await patient.wait_room()
             await patient.wait_for(lambda s: s.room_id == room_id and s.content.get("carebot.disclaimer") is True)
+            desk = await bot.store.desk("dr-a")  # the practitioner's desk and Space: never twice either
+            assert desk is not None and desk.desk_room_id and desk.space_id
+        all_rooms = {room_id, desk.desk_room_id, desk.space_id}
 
         for _ in range(2):
             async with running_bot(clinic.config_path) as bot:
                 assert [r.room_id for r in await bot.store.rooms()] == [room_id]
+                assert await bot.store.desk("dr-a") == desk
+                assert set((await bot.client.joined_rooms()).rooms) == all_rooms
                 # Positive control: the bot is up and past reconciliation, the patient has synced.
                 await ask_help(patient, room_id, bot_mxid)
         assert set(patient.invites) == {room_id}
@@ -154,6 +159,8 @@ async def test_one_room_per_pair_across_restarts_and_database_loss(homeserver, n
             assert [(r.room_id, r.patient_id, r.practitioner_id, r.state) for r in rooms] == [
                 (room_id, "pat-1", "dr-a", "active")
             ]
+            assert await bot.store.desk("dr-a") == desk  # found again from its state
+            assert set((await bot.client.joined_rooms()).rooms) == all_rooms
             # Any new room would have been created before `ready`; the reply proves the patient
             # has synced past that point, and that the adopted room is served.
             reply = await ask_help(patient, room_id, bot_mxid)
