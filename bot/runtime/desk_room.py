@@ -81,7 +81,10 @@ class DeskRoom:
         d = self._desks
         record = await d.store.desk_by_room(room_id)
         if record is None:
-            return False
+            space = await d.store.desk_by_space(room_id)
+            if space is not None and isinstance(event, RoomMemberEvent):
+                await self._space_member(room_id, space.practitioner_id, event)
+            return space is not None
         practitioner = d.state.care.roster.practitioner(record.practitioner_id)
         if practitioner is None:
             return True
@@ -90,6 +93,13 @@ class DeskRoom:
         elif isinstance(event, RoomMessageText) and event.sender == practitioner.matrix_id:
             await self._message(room_id, practitioner, event)
         return True
+
+    async def _space_member(self, room_id: str, practitioner_id: str, event: RoomMemberEvent) -> None:
+        """The Space: a practitioner who leaves it is invited again at the next reconciliation."""
+        practitioner = self._desks.state.care.roster.practitioner(practitioner_id)
+        if practitioner is not None and event.state_key == practitioner.matrix_id and event.membership == "leave":
+            async with self._desks.store.transaction():
+                await self._desks.store.need_reinvite(room_id, practitioner.matrix_id)
 
     async def _member(self, room_id: str, practitioner: Practitioner, event: RoomMemberEvent) -> None:
         d, member = self._desks, event.state_key

@@ -42,6 +42,13 @@ class DeskTables:
             row = await cur.fetchone()
         return None if row is None else DeskRecord(*row)
 
+    async def desk_by_space(self, space_id: str) -> DeskRecord | None:
+        async with self._db.execute(
+            "SELECT practitioner_id, desk_room_id, space_id FROM desks WHERE space_id = ?", (space_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else DeskRecord(*row)
+
     async def save_desk(self, practitioner_id: str, *, desk_room_id: str | None = None, space_id: str | None = None) -> None:
         await self._db.execute(
             "INSERT INTO desks (practitioner_id, desk_room_id, space_id, created_at) VALUES (?, ?, ?, ?) "

@@ -323,3 +323,23 @@ async def test_reconciliation_adds_new_pairs_to_the_space_and_removes_closed_one
     await s.bot.reconcile()
     assert set((await s.bot.client.joined_rooms()).rooms) == before
     assert (await s.bot.store.desk("dr-m")).space_id == s.space
+
+
+async def test_a_practitioner_who_leaves_the_desk_is_invited_again_and_welcomed(scenario: Scenario) -> None:
+    s = scenario
+    import asyncio
+
+    await s.doc.leave(s.desk)
+    await s.doc.leave(s.space)
+
+    async def noted() -> None:  # the bot has seen both leaves
+        while not all([await s.bot.store.needs_reinvite(r, s.doc.user_id) for r in (s.desk, s.space)]):
+            await asyncio.sleep(0.2)
+
+    await asyncio.wait_for(noted(), 30)
+    await s.bot.reconcile()  # as at the next start or roster reload
+    for room_id in (s.desk, s.space):
+        await s.doc.wait_invite(room_id=room_id, timeout=30)
+        await s.doc.join(room_id)
+    before = {e["eventId"] for e in await s.doc.messages(s.desk)}
+    await wait_js_event(s.doc, s.desk, lambda e: e["eventId"] not in before and _bot_notice(s)(e) and str(e["content"]["body"]).startswith("Bienvenue"), "welcome again")

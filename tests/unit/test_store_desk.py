@@ -23,6 +23,7 @@ async def test_desk_tables_keep_desks_absences_digests_reminders_and_devices(tmp
         record = await store.desk("dr-m")
         assert (record.desk_room_id, record.space_id) == ("!desk", "!space")
         assert (await store.desk_by_room("!desk")).practitioner_id == "dr-m" and await store.desk_by_room("!x") is None
+        assert (await store.desk_by_space("!space")).practitioner_id == "dr-m" and await store.desk_by_space("!desk") is None
         assert await store.space_children("!space") == {"!desk"}
 
         day = dt.date(2026, 11, 26)
