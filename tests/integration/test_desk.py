@@ -329,6 +329,7 @@ async def test_a_practitioner_who_leaves_the_desk_is_invited_again_and_welcomed(
     s = scenario
     import asyncio
 
+    before = {e["eventId"] for e in await s.doc.messages(s.desk)}
     await s.doc.leave(s.desk)
     await s.doc.leave(s.space)
 
@@ -341,5 +342,4 @@ async def test_a_practitioner_who_leaves_the_desk_is_invited_again_and_welcomed(
     for room_id in (s.desk, s.space):
         await s.doc.wait_invite(room_id=room_id, timeout=30)
         await s.doc.join(room_id)
-    before = {e["eventId"] for e in await s.doc.messages(s.desk)}
     await wait_js_event(s.doc, s.desk, lambda e: e["eventId"] not in before and _bot_notice(s)(e) and str(e["content"]["body"]).startswith("Bienvenue"), "welcome again")

@@ -240,7 +240,7 @@ const handlers = {
         // and Space, in no guaranteed order).
         const roomId = await until(wanted ? `an invite to ${wanted}` : "an invite", timeoutMs, () => {
             const room = client.getRooms().find(
-                (r) => r.getMyMembership() === "invite" && !reportedInvites.has(r.roomId) && (!wanted || r.roomId === wanted),
+                (r) => r.getMyMembership() === "invite" && (wanted ? r.roomId === wanted : !reportedInvites.has(r.roomId)),
             );
             return room?.roomId;
         });
