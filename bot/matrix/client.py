@@ -7,6 +7,8 @@
 - The sync loop (sync.py) saves the sync token only after the batch's events are handled, and backs off
   exponentially (capped, with jitter) while the homeserver is unreachable.
 - Room keys are shared only with the users the caller allows (the pair's members).
+- A missing room key is asked of the sender's devices (`request_room_key`), not only of the
+  bot's own as nio does; the sending device's answer (a key it forwards itself) is accepted.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from nio import (
     AsyncClientConfig,
     LoginResponse,
     MatrixRoom,
+    MegolmEvent,
     RoomGetStateEventResponse,
     RoomSendResponse,
     WhoamiResponse,
 )
 from nio.api import Api
 from nio.exceptions import LocalProtocolError
-from nio.responses import ShareGroupSessionResponse
+from nio.responses import RoomKeyRequestResponse, ShareGroupSessionResponse
 
 from bot.matrix import nio_private
 
@@ -290,3 +293,19 @@ async def key_bookkeeping(client: AsyncClient) -> None:
         await client.keys_query()
     if client.should_claim_keys:
         await client.keys_claim(client.get_users_for_key_claiming())
+
+
+async def request_room_key(client: AsyncClient, room_id: str, event: MegolmEvent) -> bool:
+    """Ask the devices of the message's sender (and the bot's own) for its Megolm key, once per
+    session; True if a request went out now. A sender's client answers only for a session it
+    had shared with the bot's device (a lost to-device message, a wedged Olm session): the key
+    is then forwarded by the sending device itself, which the bot accepts and trusts as if it
+    had come first-hand (bot/matrix/sender_trust.py)."""
+    olm = client.olm
+    if olm is None or not event.session_id or not event.sender_key:
+        return False
+    nio_private.accept_forwards_from_session_owner(client)
+    if event.session_id in olm.outgoing_key_requests:
+        return False
+    resp = await nio_private.request_room_key(client, room_id, event.sender, event.sender_key, event.session_id)
+    return isinstance(resp, RoomKeyRequestResponse)

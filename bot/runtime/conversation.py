@@ -12,6 +12,7 @@ from bot.care.service import CareService, Reply
 from bot.faults import crash_point
 from bot.matrix.messages import notice, renewal_meta
 from bot.runtime.shared import TO, LiveState, Wake, txn_for
+from bot.runtime.trust_gate import TrustGate
 from bot.store import RoomRecord, Store
 
 
@@ -35,7 +36,10 @@ class Conversation:
     kinds = (RoomMessageText,)
     active_pairs_only = True
 
-    def __init__(self, store: Store, service: CareService, state: LiveState, wake: Wake) -> None:
+    def __init__(
+        self, store: Store, service: CareService, state: LiveState, wake: Wake, gate: TrustGate | None = None
+    ) -> None:
+        self._gate = gate  # a state-changing command counts only from a trusted device
         self._store = store
         self._service = service
         self._state = state
@@ -50,6 +54,8 @@ class Conversation:
         else:
             return
         room_id = record.room_id
+        if self._gate is not None and await self._gate.refused(room_id, pair, role, event):
+            return
         async with self._store.transaction():
             if await self._store.is_processed(event.event_id):
                 return

@@ -29,10 +29,12 @@ from bot.matrix import crypto as xsign
 from bot.matrix import nio_private
 from bot.matrix.client import SYNC_TOKEN_KEY, Backoff, connect
 from bot.matrix.sync import SyncLoop
+from bot.matrix.sender_trust import SenderTrustCheck
 from bot.matrix.trust import DeviceTrust
 from bot.runtime.conversation import Conversation
 from bot.runtime.device_warnings import DeviceWarnings
 from bot.runtime.housekeeping import Housekeeping
+from bot.runtime.identities import IdentityPins
 from bot.runtime.invites import Invites
 from bot.runtime.membership import Membership
 from bot.runtime.outbox import Outbox
@@ -40,6 +42,7 @@ from bot.runtime.reconcile import Reconciler
 from bot.runtime.reload import Reloader
 from bot.runtime.router import Router
 from bot.runtime.shared import LiveState
+from bot.runtime.trust_gate import TrustGate
 from bot.runtime.undecryptable import UndecryptableMessages
 from bot.store import Store
 
@@ -68,6 +71,8 @@ class Running:
     reconciler: Reconciler
     reloader: Reloader
     housekeeping: Housekeeping
+    trust: DeviceTrust
+    pins: IdentityPins
 
 
 def assemble(
@@ -75,7 +80,8 @@ def assemble(
     reload_requested: asyncio.Event,
 ) -> Running:
     """Wire the components. Each gets only what it uses."""
-    trust = DeviceTrust(client, config.trust)
+    pins = IdentityPins(store, state, config.trust, lambda: outbox.wake())
+    trust = DeviceTrust(client, config.trust, pins)
     warnings = DeviceWarnings(store, state, client.user_id, config.trust)
     outbox = Outbox(client, store, trust, tofu=config.trust == "tofu", on_unsigned=warnings.warn)
     wake = outbox.wake
@@ -91,7 +97,7 @@ def assemble(
         handlers=[
             Membership(client, store, state, wake),
             undecryptable,
-            Conversation(store, CareService(store), state, wake),
+            Conversation(store, CareService(store), state, wake, TrustGate(store, state, SenderTrustCheck(client, trust), wake)),
         ],
         wake=wake,
     )
@@ -110,7 +116,7 @@ def assemble(
         await undecryptable.retry(router.on_event)
 
     housekeeping = Housekeeping(store, config.retention_days, [reconciler.retry_if_needed, late_keys])
-    return Running(store, client, sync_loop, outbox, reconciler, reloader, housekeeping)
+    return Running(store, client, sync_loop, outbox, reconciler, reloader, housekeeping, trust, pins)
 
 
 class CareBot:
@@ -194,6 +200,7 @@ class CareBot:
             asyncio.create_task(parts.outbox.run(stop), name="outbox"),
             asyncio.create_task(parts.reloader.watch(stop), name="watch"),
             asyncio.create_task(parts.housekeeping.run(stop), name="housekeeping"),
+            asyncio.create_task(parts.trust.watch(stop, parts.pins.members), name="identities"),
         ]
         try:
             synced = asyncio.create_task(loop.synced.wait())

@@ -185,6 +185,23 @@ async def _v2(db: aiosqlite.Connection) -> None:
         await db.execute("DELETE FROM kv WHERE key = ?", (key,))
 
 
+async def _v3(db: aiosqlite.Connection) -> None:
+    """Pinned identities: the first master key seen for each roster member, and a change of it
+    (an identity reset) waiting for the clinic admin (`carebot trust accept`)."""
+    await _run(
+        db,
+        """
+        CREATE TABLE identity_pins (
+            user_id TEXT PRIMARY KEY,
+            master_key TEXT NOT NULL,
+            pinned_at DOUBLE PRECISION NOT NULL,
+            new_master_key TEXT,
+            changed_at DOUBLE PRECISION
+        )
+        """,
+    )
+
+
 # Ordered: index i migrates from version i to i + 1. Append, never edit a released one.
-MIGRATIONS: list[Migration] = [_v1, _v2]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
 LATEST = len(MIGRATIONS)

@@ -11,11 +11,12 @@ from pathlib import Path
 import aiosqlite
 
 from bot.store.care import CareTables
+from bot.store.identities import IdentityTables
 from bot.store.schema import LATEST, MIGRATIONS, StoreError
 from bot.store.workflows import WorkflowTables
 
 
-class Store(WorkflowTables, CareTables):
+class Store(WorkflowTables, CareTables, IdentityTables):
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
         self.path = path

@@ -1,0 +1,103 @@
+"""The trust gate: a command that changes state (`!renouveler`, `!annuler`, `!accepter`,
+`!refuser`) counts only if the device that encrypted it is trusted (bot/matrix/sender_trust.py).
+
+Otherwise it changes nothing: the sender gets a short answer naming the device and what to do
+(the practitioner through `notify_practitioner`), the refusal is audited, and the event is
+marked handled. Read-only commands (`!aide`, `!statut`, `!attente`) and ordinary messages pass:
+they change nothing, and in `cross-signed` mode an untrusted device cannot read the answer
+anyway (its room keys are withheld). An emergency phrase in a refused command still gets the
+emergency numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from bot.care import commands as cmd
+from bot.care.roster import Pair
+from bot.matrix.messages import notice
+from bot.matrix.sender_trust import IDENTITY_CHANGED, NO_SESSION, NOT_ENCRYPTED, SenderTrustCheck
+from bot.runtime.practitioner_notice import notify_practitioner
+from bot.runtime.shared import TO, LiveState, Wake, txn_for
+from bot.store import Store
+
+log = structlog.get_logger("carebot")
+
+STATE_CHANGING = frozenset({"renew", "cancel", "approve", "deny"})
+
+
+def command_in(body: str, max_length: int) -> cmd.Command | None:
+    """The command a message carries, looked for with and without a reply fallback (the
+    leading "> " lines a reply quotes): a quote must not hide a command from the gate."""
+    lines = body.splitlines()
+    while lines and (lines[0].startswith(">") or not lines[0].strip()):
+        lines.pop(0)
+    for text in (body, "\n".join(lines)):
+        parsed = cmd.parse(text, max_length=max_length)
+        if isinstance(parsed, cmd.Command):
+            return parsed
+    return None
+
+
+class TrustGate:
+    def __init__(self, store: Store, state: LiveState, check: SenderTrustCheck, wake: Wake) -> None:
+        self._store = store
+        self._state = state
+        self._check = check
+        self._wake = wake
+
+    async def refused(self, room_id: str, pair: Pair, role: str, event: Any) -> bool:
+        """True if the event was a state-changing command from an untrusted device, now
+        answered, audited and marked handled; False to let it through."""
+        care = self._state.care
+        command = command_in(event.body, care.max_chars)
+        if command is None or command.name not in STATE_CHANGING:
+            return False
+        verdict = await self._check.of(event, room_id)
+        if verdict.trusted:
+            return False
+        t = care.texts
+        actor = pair.patient.id if role == "patient" else pair.practitioner.id
+        locale = care.locale_of(pair, event.sender)
+        device = verdict.device_label()
+        async with self._store.transaction():
+            if await self._store.is_processed(event.event_id):
+                return True
+            await self._store.audit(
+                actor, "trust.command_refused", room_id,
+                {"command": command.name, "device_id": verdict.device_id, "reason": verdict.reason},
+            )
+            if role == "patient" and care.lexicon.matches(event.body[: care.max_chars * 4]):
+                await self._emergency(room_id, pair, event.event_id, locale)
+            if role == "practitioner":
+                name = "!" + cmd.spec(command.name).display_name(locale)
+                text = t.get("untrusted_command_for_practitioner", locale, command=name, device=device)
+                await notify_practitioner(self._store, pair, room_id, text, "untrusted", event.event_id)
+            else:
+                if verdict.reason in (NOT_ENCRYPTED, NO_SESSION):
+                    text = t.get("untrusted_command_unencrypted", locale)
+                elif verdict.reason == IDENTITY_CHANGED:
+                    text = t.get("untrusted_command_identity", locale, device=device)
+                else:
+                    text = t.get("untrusted_command", locale, device=device)
+                content = notice(text, reply_to=event.event_id)
+                content[TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
+                await self._store.enqueue(txn_for(event.event_id, "untrusted"), room_id, content)
+            await self._store.mark_processed(event.event_id, room_id)
+        log.warning(
+            "trust.command_refused", room_id=room_id, role=role, reason=verdict.reason, device_id=verdict.device_id
+        )
+        self._wake()
+        return True
+
+    async def _emergency(self, room_id: str, pair: Pair, event_id: str, locale: str) -> None:
+        care = self._state.care
+        t = care.texts
+        doc = pair.practitioner
+        addressed = (doc.matrix_id, doc.display_name, t.get("emergency_for_practitioner", care.locale_of(pair, doc.matrix_id)))
+        content = notice(t.get("emergency_notice", locale), reply_to=event_id, addressed=addressed, extra={"carebot.emergency": True})
+        content[TO] = [pair.patient.matrix_id, doc.matrix_id]
+        await self._store.enqueue(txn_for(event_id, "0"), room_id, content)
+        await self._store.audit(pair.patient.id, "emergency.notice", room_id)

@@ -1,0 +1,62 @@
+"""Pinned identities (schema v3): the first cross-signing master key seen for each roster
+member, and a new one the homeserver showed since (an identity reset) until the clinic admin
+accepts it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import aiosqlite
+
+
+@dataclass(frozen=True)
+class IdentityPin:
+    user_id: str
+    master_key: str  # the pinned (trusted) master key
+    pinned_at: float
+    new_master_key: str | None  # a different key the homeserver shows, not accepted yet
+    changed_at: float | None
+
+
+_COLUMNS = "user_id, master_key, pinned_at, new_master_key, changed_at"
+
+
+class IdentityTables:
+    _db: aiosqlite.Connection
+
+    async def identity_pins(self, user_ids: Iterable[str] | None = None) -> dict[str, IdentityPin]:
+        """The pins of `user_ids` (every pin when None)."""
+        async with self._db.execute(f"SELECT {_COLUMNS} FROM identity_pins ORDER BY user_id") as cur:
+            rows = [IdentityPin(*row) for row in await cur.fetchall()]
+        wanted = None if user_ids is None else set(user_ids)
+        return {p.user_id: p for p in rows if wanted is None or p.user_id in wanted}
+
+    async def pin_identity(self, user_id: str, master_key: str) -> bool:
+        """Pin the first master key seen; False if the user was already pinned."""
+        async with self._db.execute(
+            "INSERT INTO identity_pins (user_id, master_key, pinned_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (user_id) DO NOTHING",
+            (user_id, master_key, time.time()),
+        ) as cur:
+            return cur.rowcount == 1
+
+    async def note_identity_change(self, user_id: str, new_master_key: str | None) -> None:
+        """Record (or, with None, forget) a master key that differs from the pinned one."""
+        await self._db.execute(
+            "UPDATE identity_pins SET new_master_key = ?, changed_at = ? WHERE user_id = ?",
+            (new_master_key, None if new_master_key is None else time.time(), user_id),
+        )
+
+    async def accept_identity(self, user_id: str) -> IdentityPin | None:
+        """The new master key becomes the pinned one; None if there was no change to accept."""
+        pin = (await self.identity_pins([user_id])).get(user_id)
+        if pin is None or pin.new_master_key is None:
+            return None
+        await self._db.execute(
+            "UPDATE identity_pins SET master_key = new_master_key, pinned_at = ?, "
+            "new_master_key = NULL, changed_at = NULL WHERE user_id = ?",
+            (time.time(), user_id),
+        )
+        return pin
