@@ -3,7 +3,7 @@
     carebot check-config --config F      validate config, roster, policies, texts, lexicon
     carebot policy check --config F      list the eligibility rules (and their errors)
     carebot policy explain --config F --patient ID --practitioner ID --medication "..."
-    carebot run | demo | recover | audit  (implemented in their own modules, imported lazily)
+    carebot run | demo | recover | audit | trust  (implemented in their own modules)
 
 Errors are printed one per line on stderr (file:line: key: message) and the exit code is 1.
 """
@@ -182,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("recover", help="restore the bot's cross-signing keys from the recovery key"))
     p.add_argument("--recovery-key-file", required=True, metavar="P", help="file holding the recovery key")
     p.set_defaults(func=_recover)
+
+    from bot.trust_cli import add_parser as add_trust_parser
+
+    add_trust_parser(sub)
 
     p = with_config(sub.add_parser("audit", help="print the renewal audit trail"))
     p.add_argument("--since", required=True, metavar="DATE", help="first day to include (YYYY-MM-DD)")
