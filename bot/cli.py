@@ -11,6 +11,7 @@ Errors are printed one per line on stderr (file:line: key: message) and the exit
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from datetime import date
@@ -181,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config(sub.add_parser("recover", help="restore the bot's cross-signing keys from the recovery key"))
     p.add_argument("--recovery-key-file", required=True, metavar="P", help="file holding the recovery key")
+    p.add_argument(
+        "--log-out-other-devices", action="store_true",
+        help="also remove the account's other devices (the bot's lost ones) — never done without this flag",
+    )
     p.set_defaults(func=_recover)
 
     from bot.trust_cli import add_parser as add_trust_parser
@@ -194,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # files carebot creates (database, keys, session, exports) are private
     args = build_parser().parse_args(argv)
     return int(args.func(args, sys.stdout, sys.stderr))
 

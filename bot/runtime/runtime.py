@@ -191,6 +191,15 @@ class CareBot:
                 recovery_key_file=str(status.recovery_key_path),
                 advice="copy this recovery key somewhere safe and offline, then delete the file",
             )
+        elif (left := xsign.recovery_key_left_behind(self.storage)) is not None:
+            # Every start, until the file is gone: a copy of storage.path holds both the
+            # cross-signing keys and the key that restores them.
+            log.warning(
+                "identity.recovery_key_on_disk",
+                recovery_key_file=str(left),
+                danger="the recovery key lies beside the cross-signing keys it protects",
+                advice="copy it somewhere safe and offline, then delete the file; this warning repeats at every start until then",
+            )
         log.info("identity.ready", device_signed=status.device_signed)
 
     async def _main(self, parts: Running, stop: asyncio.Event) -> None:

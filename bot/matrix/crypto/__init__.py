@@ -43,6 +43,7 @@ from bot.matrix.crypto.cross_signing import (
     ensure_cross_signing,
     recover_identity,
     recover_with_client,
+    recovery_key_left_behind,
 )
 from bot.matrix.crypto.cross_signing_key import (
     CROSS_SIGNING_FILE,
@@ -111,6 +112,7 @@ __all__ = [
     "read_recovery_key_file",
     "recover_identity",
     "recover_with_client",
+    "recovery_key_left_behind",
     "sign_json",
     "signature_for",
     "upload_cross_signing_keys",
