@@ -119,7 +119,7 @@ async def request_room_key(
         "requesting_device_id": client.device_id,
     }
     messages: dict[str, dict[str, Any]] = {sender: {"*": content}}
-    if client.user_id is not None:
+    if client.user_id:
         messages.setdefault(client.user_id, {"*": content})
     method, api_path, data = Api.to_device(client.access_token, "m.room_key_request", {"messages": messages}, session_id)
     return await send(
