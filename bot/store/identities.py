@@ -28,10 +28,19 @@ class IdentityTables:
 
     async def identity_pins(self, user_ids: Iterable[str] | None = None) -> dict[str, IdentityPin]:
         """The pins of `user_ids` (every pin when None)."""
-        async with self._db.execute(f"SELECT {_COLUMNS} FROM identity_pins ORDER BY user_id") as cur:
-            rows = [IdentityPin(*row) for row in await cur.fetchall()]
-        wanted = None if user_ids is None else set(user_ids)
-        return {p.user_id: p for p in rows if wanted is None or p.user_id in wanted}
+        if user_ids is None:
+            async with self._db.execute(f"SELECT {_COLUMNS} FROM identity_pins ORDER BY user_id") as cur:
+                return {p.user_id: p for p in (IdentityPin(*row) for row in await cur.fetchall())}
+        wanted = sorted(set(user_ids))
+        out: dict[str, IdentityPin] = {}
+        for i in range(0, len(wanted), 500):  # bounded IN lists, for both SQLite and PostgreSQL
+            chunk = wanted[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            async with self._db.execute(
+                f"SELECT {_COLUMNS} FROM identity_pins WHERE user_id IN ({marks})", chunk
+            ) as cur:
+                out.update((p.user_id, p) for p in (IdentityPin(*row) for row in await cur.fetchall()))
+        return out
 
     async def pin_identity(self, user_id: str, master_key: str) -> bool:
         """Pin the first master key seen; False if the user was already pinned."""

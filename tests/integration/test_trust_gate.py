@@ -208,3 +208,43 @@ async def clinic_cli_accept_again(cfg: str, user_id: str) -> subprocess.Complete
 
 async def _pins(bot: Any, user_id: str) -> Any:
     return (await bot.store.identity_pins([user_id])).get(user_id)
+
+
+async def test_in_tofu_mode_a_patient_who_resets_their_identity_reads_the_notice_and_keeps_counting(
+    homeserver, new_user, tmp_path
+):
+    clinic = make_clinic(tmp_path, homeserver, new_user)  # trust: tofu (the default)
+    bot_id, patient_id = clinic.bot[0], clinic.patient[0]
+    patient = await element_user("patient", clinic.patient, homeserver.url)
+    practitioner = await element_user("practitioner", clinic.practitioner, homeserver.url)
+    try:
+        async with running_bot(clinic.config_path) as bot:
+            room_id = await patient.wait_invite(timeout=TIMEOUT)
+            assert await practitioner.wait_invite(timeout=TIMEOUT) == room_id
+            await patient.join(room_id)
+            await practitioner.join(room_id)
+            await _until(lambda: _pins(bot, patient_id), "the patient's identity pinned")
+
+            reset = await patient.reset_cross_signing(clinic.patient[1])
+            notice = await wait_js_event(
+                patient, room_id, _from_bot(bot_id, lambda e: e["content"].get("carebot.identity_changed") is True),
+                "the patient reads the notice about their identity", TIMEOUT,
+            )
+            assert "Si ce n'est pas vous" in notice["content"]["body"], notice["content"]["body"]
+            told = await wait_js_event(
+                practitioner, room_id,
+                _from_bot(bot_id, lambda e: "Pat Test" in str(e["content"].get("body", "")) and "identité" in str(e["content"].get("body", ""))),
+                "the practitioner told of the reset", TIMEOUT,
+            )
+            assert "carebot trust accept" not in told["content"]["body"]
+            changed = await _audit(bot, "identity.changed")
+            assert changed[0]["details"]["new"] == reset["masterKey"] and changed[0]["details"]["withheld"] is False
+
+            asked = await patient.send(room_id, "!renouveler Levothyroxine 75 µg")
+            pending = await wait_js_event(
+                patient, room_id, _from_bot(bot_id, lambda e: js_reply_to(e) == asked), "the answer", TIMEOUT
+            )
+            assert pending["content"]["carebot.renewal"]["status"] == "pending", pending
+    finally:
+        await practitioner.close()
+        await patient.close()
