@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nio import AsyncClient
+from nio.exceptions import LocalProtocolError
 
 from bot.matrix import nio_private
 from bot.matrix.trust import CROSS_SIGNED, DeviceTrust
@@ -66,7 +67,10 @@ class SenderTrustCheck:
         device = self._device(event.sender, session.sender_key)
         if device is None and client.olm is not None:
             client.olm.users_for_key_query.add(event.sender)  # a device nio has not fetched yet
-            await client.keys_query()
+            try:
+                await client.keys_query()
+            except LocalProtocolError:
+                pass  # another query took the user along meanwhile
             device = self._device(event.sender, session.sender_key)
         if device is None:
             return SenderTrust(False, UNKNOWN_DEVICE)

@@ -18,7 +18,7 @@ import structlog
 from bot.care import commands as cmd
 from bot.care.roster import Pair
 from bot.matrix.messages import notice
-from bot.matrix.sender_trust import IDENTITY_CHANGED, NO_SESSION, NOT_ENCRYPTED, SenderTrustCheck
+from bot.matrix.sender_trust import IDENTITY_CHANGED, NO_SESSION, NOT_ENCRYPTED, SenderTrust, SenderTrustCheck
 from bot.runtime.practitioner_notice import notify_practitioner
 from bot.runtime.shared import TO, LiveState, Wake, txn_for
 from bot.store import Store
@@ -26,6 +26,7 @@ from bot.store import Store
 log = structlog.get_logger("carebot")
 
 STATE_CHANGING = frozenset({"renew", "cancel", "approve", "deny"})
+CHECK_FAILED = "check_failed"  # the device could not be checked now (homeserver unreachable)
 
 
 def command_in(body: str, max_length: int) -> cmd.Command | None:
@@ -55,7 +56,11 @@ class TrustGate:
         command = command_in(event.body, care.max_chars)
         if command is None or command.name not in STATE_CHANGING:
             return False
-        verdict = await self._check.of(event, room_id)
+        try:
+            verdict = await self._check.of(event, room_id)
+        except Exception as e:  # noqa: BLE001 - the homeserver is away: fail closed, say so
+            log.warning("trust.check_failed", room_id=room_id, error=type(e).__name__)
+            verdict = SenderTrust(False, CHECK_FAILED)
         if verdict.trusted:
             return False
         t = care.texts
@@ -71,7 +76,11 @@ class TrustGate:
             )
             if role == "patient" and care.lexicon.matches(event.body[: care.max_chars * 4]):
                 await self._emergency(room_id, pair, event.event_id, locale)
-            if role == "practitioner":
+            if verdict.reason == CHECK_FAILED:
+                content = notice(t.get("untrusted_command_retry", locale), reply_to=event.event_id)
+                content[TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
+                await self._store.enqueue(txn_for(event.event_id, "untrusted"), room_id, content)
+            elif role == "practitioner":
                 name = "!" + cmd.spec(command.name).display_name(locale)
                 text = t.get("untrusted_command_for_practitioner", locale, command=name, device=device)
                 await notify_practitioner(self._store, pair, room_id, text, "untrusted", event.event_id)

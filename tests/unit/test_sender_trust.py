@@ -196,3 +196,24 @@ async def test_a_trusted_device_passes_the_gate(tmp_path):
         assert await store.outbox(limit=10) == [] and woken == []
     finally:
         await store.close()
+
+
+async def test_a_device_that_cannot_be_checked_now_is_not_trusted_and_the_sender_is_asked_to_resend(tmp_path):
+    setup = make_setup(tmp_path)
+    care = CareContext.load(load_config(setup.config))
+    store = await Store.open(tmp_path / "db")
+
+    class Unreachable:
+        async def of(self, event: Any, room_id: str) -> Any:
+            raise ConnectionError("homeserver away")
+
+    gate = TrustGate(store, LiveState(care=care), Unreachable(), lambda: None)  # type: ignore[arg-type]
+    try:
+        event = _event("!accepter R1")
+        assert await gate.refused(ROOM, care.roster.pair("pat-0001", "dr-martin"), "practitioner", event) is True
+        (item,) = await store.outbox(limit=10)
+        assert "Envoyez-la à nouveau" in item.content["body"]
+        (row,) = [r for r in await store.audit_since(0) if r["action"] == "trust.command_refused"]
+        assert row["details"]["reason"] == "check_failed"
+    finally:
+        await store.close()
