@@ -93,8 +93,10 @@ async def test_an_unsigned_device_of_the_practitioner_cannot_approve_but_the_sig
 
             # A fresh login of the practitioner's account (a stolen password): not cross-signed.
             await stolen.login(homeserver.url, *clinic.practitioner, device_name="Unknown laptop")
-            unsigned = await practitioner.device_trust(clinic.practitioner[0], stolen.device_id)
-            assert unsigned["known"] and not unsigned["signedByOwner"], unsigned
+            unsigned = await _until(
+                lambda: _known(practitioner, clinic.practitioner[0], stolen.device_id), "the new device listed"
+            )
+            assert not unsigned["signedByOwner"], unsigned
             await _until(lambda: _in_room(stolen, room_id), "the unsigned device sees the room")
             await stolen.send(room_id, "!accepter R1 ok")
 
@@ -124,6 +126,11 @@ async def test_an_unsigned_device_of_the_practitioner_cannot_approve_but_the_sig
         await stolen.close()
         await practitioner.close()
         await patient.close()
+
+
+async def _known(peer: Any, user_id: str, device_id: str) -> dict | None:
+    trust = await peer.device_trust(user_id, device_id)
+    return trust if trust.get("known") else None
 
 
 async def _in_room(peer: Any, room_id: str) -> bool:
