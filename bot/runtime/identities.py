@@ -1,6 +1,6 @@
 """Identity pinning for roster members: the first cross-signing master key seen for each is
 pinned in the store; a different one later (an identity reset) is audited, told to the
-practitioner (`notify_practitioner`) and, for a patient, to the patient in their room. In
+practitioner (`PractitionerNotices`: their desk once it exists) and, for a patient, to the patient in their room. In
 `cross-signed` mode the new identity signs nothing in the bot's eyes — its devices get no room
 keys and their commands do not count — until the clinic admin runs `carebot trust accept`.
 In `tofu` mode the change is reported the same way; keys still go to the member's devices.
@@ -15,7 +15,7 @@ import structlog
 
 from bot.care.roster import Pair
 from bot.matrix.messages import notice
-from bot.runtime.practitioner_notice import notify_practitioner
+from bot.runtime.practitioner_notice import PractitionerNotices
 from bot.runtime.shared import TO, LiveState, Wake, txn_for
 from bot.store import Store
 
@@ -23,7 +23,10 @@ log = structlog.get_logger("carebot")
 
 
 class IdentityPins:
-    def __init__(self, store: Store, state: LiveState, trust_mode: str, wake: Wake) -> None:
+    def __init__(
+        self, store: Store, state: LiveState, trust_mode: str, wake: Wake, notices: PractitionerNotices | None = None
+    ) -> None:
+        self._notices = notices or PractitionerNotices(store)
         self._store = store
         self._state = state
         self._cross_signed = trust_mode == "cross-signed"
@@ -94,7 +97,7 @@ class IdentityPins:
             text = care.texts.get(
                 "identity_changed_for_practitioner" + suffix, care.locale_of(pair, pair.practitioner.matrix_id), who=who
             )
-            await notify_practitioner(self._store, pair, room_id, text, "identity", user_id, master)
+            await self._notices.notify(pair, room_id, text, "identity", user_id, master)
 
     async def _tell_patient(self, pair: Pair, room_id: str, master: str, suffix: str) -> None:
         care = self._state.care

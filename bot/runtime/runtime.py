@@ -38,6 +38,7 @@ from bot.runtime.identities import IdentityPins
 from bot.runtime.invites import Invites
 from bot.runtime.membership import Membership
 from bot.runtime.outbox import Outbox
+from bot.runtime.practitioner_notice import PractitionerNotices
 from bot.runtime.reconcile import Reconciler
 from bot.runtime.reload import Reloader
 from bot.runtime.router import Router
@@ -80,7 +81,8 @@ def assemble(
     reload_requested: asyncio.Event,
 ) -> Running:
     """Wire the components. Each gets only what it uses."""
-    pins = IdentityPins(store, state, config.trust, lambda: outbox.wake())
+    notices = PractitionerNotices(store)  # the practitioner desk plugs in here (desk=...)
+    pins = IdentityPins(store, state, config.trust, lambda: outbox.wake(), notices)
     trust = DeviceTrust(client, config.trust, pins)
     warnings = DeviceWarnings(store, state, client.user_id, config.trust)
     outbox = Outbox(client, store, trust, tofu=config.trust == "tofu", on_unsigned=warnings.warn)
@@ -97,7 +99,7 @@ def assemble(
         handlers=[
             Membership(client, store, state, wake),
             undecryptable,
-            Conversation(store, CareService(store), state, wake, TrustGate(store, state, SenderTrustCheck(client, trust), wake)),
+            Conversation(store, CareService(store), state, wake, TrustGate(store, state, SenderTrustCheck(client, trust), wake, notices)),
         ],
         wake=wake,
     )

@@ -2,7 +2,7 @@
 `!refuser`) counts only if the device that encrypted it is trusted (bot/matrix/sender_trust.py).
 
 Otherwise it changes nothing: the sender gets a short answer naming the device and what to do
-(the practitioner through `notify_practitioner`), the refusal is audited, and the event is
+(the practitioner through `PractitionerNotices`), the refusal is audited, and the event is
 marked handled. Read-only commands (`!aide`, `!statut`, `!attente`) and ordinary messages pass:
 they change nothing, and in `cross-signed` mode an untrusted device cannot read the answer
 anyway (its room keys are withheld). An emergency phrase in a refused command still gets the
@@ -19,7 +19,7 @@ from bot.care import commands as cmd
 from bot.care.roster import Pair
 from bot.matrix.messages import notice
 from bot.matrix.sender_trust import IDENTITY_CHANGED, NO_SESSION, NOT_ENCRYPTED, SenderTrust, SenderTrustCheck
-from bot.runtime.practitioner_notice import notify_practitioner
+from bot.runtime.practitioner_notice import PractitionerNotices
 from bot.runtime.shared import TO, LiveState, Wake, txn_for
 from bot.store import Store
 
@@ -43,7 +43,10 @@ def command_in(body: str, max_length: int) -> cmd.Command | None:
 
 
 class TrustGate:
-    def __init__(self, store: Store, state: LiveState, check: SenderTrustCheck, wake: Wake) -> None:
+    def __init__(
+        self, store: Store, state: LiveState, check: SenderTrustCheck, wake: Wake, notices: PractitionerNotices | None = None
+    ) -> None:
+        self._notices = notices or PractitionerNotices(store)
         self._store = store
         self._state = state
         self._check = check
@@ -83,7 +86,7 @@ class TrustGate:
             elif role == "practitioner":
                 name = "!" + cmd.spec(command.name).display_name(locale)
                 text = t.get("untrusted_command_for_practitioner", locale, command=name, device=device)
-                await notify_practitioner(self._store, pair, room_id, text, "untrusted", event.event_id)
+                await self._notices.notify(pair, room_id, text, "untrusted", event.event_id)
             else:
                 if verdict.reason in (NOT_ENCRYPTED, NO_SESSION):
                     text = t.get("untrusted_command_unencrypted", locale)

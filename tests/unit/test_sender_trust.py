@@ -217,3 +217,32 @@ async def test_a_device_that_cannot_be_checked_now_is_not_trusted_and_the_sender
         assert row["details"]["reason"] == "check_failed"
     finally:
         await store.close()
+
+
+async def test_practitioner_notices_go_to_the_desk_when_there_is_one_else_to_the_pair_room(tmp_path):
+    from bot.runtime.practitioner_notice import PractitionerNotices
+
+    setup = make_setup(tmp_path)
+    care = CareContext.load(load_config(setup.config))
+    pair = care.roster.pair("pat-0001", "dr-martin")
+    store = await Store.open(tmp_path / "db")
+    posted: list[tuple[str, str]] = []
+    has_desk = {"dr-martin": False}
+
+    async def desk(practitioner: Any, text: str, txn: str) -> bool:
+        if has_desk[practitioner.id]:
+            posted.append((practitioner.id, text))
+        return has_desk[practitioner.id]
+
+    notices = PractitionerNotices(store, desk)
+    try:
+        async with store.transaction():
+            await notices.notify(pair, ROOM, "first", "cause-1")
+        (item,) = await store.outbox(limit=10)
+        assert item.room_id == ROOM and item.content["m.mentions"]["user_ids"] == [DOCTOR] and posted == []
+        has_desk["dr-martin"] = True
+        async with store.transaction():
+            await notices.notify(pair, ROOM, "second", "cause-2")
+        assert posted == [("dr-martin", "second")] and len(await store.outbox(limit=10)) == 1
+    finally:
+        await store.close()
