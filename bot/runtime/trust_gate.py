@@ -66,10 +66,8 @@ class TrustGate:
             verdict = SenderTrust(False, CHECK_FAILED)
         if verdict.trusted:
             return False
-        t = care.texts
         actor = pair.patient.id if role == "patient" else pair.practitioner.id
         locale = care.locale_of(pair, event.sender)
-        device = verdict.device_label()
         async with self._store.transaction():
             if await self._store.is_processed(event.event_id):
                 return True
@@ -79,21 +77,10 @@ class TrustGate:
             )
             if role == "patient" and care.lexicon.matches(event.body[: care.max_chars * 4]):
                 await self._emergency(room_id, pair, event.event_id, locale)
-            if verdict.reason == CHECK_FAILED:
-                content = notice(t.get("untrusted_command_retry", locale), reply_to=event.event_id)
-                content[TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
-                await self._store.enqueue(txn_for(event.event_id, "untrusted"), room_id, content)
-            elif role == "practitioner":
-                name = "!" + cmd.spec(command.name).display_name(locale)
-                text = t.get("untrusted_command_for_practitioner", locale, command=name, device=device)
+            text = self._text(verdict, role, command, locale)
+            if role == "practitioner":  # what concerns their devices is for them only
                 await self._notices.notify(pair, room_id, text, "untrusted", event.event_id)
             else:
-                if verdict.reason in (NOT_ENCRYPTED, NO_SESSION):
-                    text = t.get("untrusted_command_unencrypted", locale)
-                elif verdict.reason == IDENTITY_CHANGED:
-                    text = t.get("untrusted_command_identity", locale, device=device)
-                else:
-                    text = t.get("untrusted_command", locale, device=device)
                 content = notice(text, reply_to=event.event_id)
                 content[TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
                 await self._store.enqueue(txn_for(event.event_id, "untrusted"), room_id, content)
@@ -103,6 +90,21 @@ class TrustGate:
         )
         self._wake()
         return True
+
+    def _text(self, verdict: SenderTrust, role: str, command: cmd.Command, locale: str) -> str:
+        """What the sender is told: what went wrong with which device, and what to do."""
+        t = self._state.care.texts
+        device = verdict.device_label()
+        if verdict.reason == CHECK_FAILED:
+            return t.get("untrusted_command_retry", locale)
+        if verdict.reason in (NOT_ENCRYPTED, NO_SESSION):
+            return t.get("untrusted_command_unencrypted", locale)
+        if role == "practitioner":
+            name = "!" + cmd.spec(command.name).display_name(locale)
+            return t.get("untrusted_command_for_practitioner", locale, command=name, device=device)
+        if verdict.reason == IDENTITY_CHANGED:
+            return t.get("untrusted_command_identity", locale, device=device)
+        return t.get("untrusted_command", locale, device=device)
 
     async def _emergency(self, room_id: str, pair: Pair, event_id: str, locale: str) -> None:
         care = self._state.care

@@ -255,3 +255,58 @@ async def test_in_tofu_mode_a_patient_who_resets_their_identity_reads_the_notice
     finally:
         await practitioner.close()
         await patient.close()
+
+
+def _put_plaintext(homeserver_url: str, token: str, room_id: str, content: dict) -> str:
+    import json
+    import urllib.request
+    import uuid
+
+    req = urllib.request.Request(
+        f"{homeserver_url}/_matrix/client/v3/rooms/{room_id}/send/m.room.message/{uuid.uuid4().hex}",
+        data=json.dumps(content).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="PUT",
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return str(json.load(r)["event_id"])
+
+
+async def test_a_plaintext_command_in_the_encrypted_room_changes_nothing(homeserver, new_user, tmp_path):
+    """What a malicious homeserver (or a client that skips encryption) could inject under the
+    practitioner's name: the homeserver's `sender` alone never approves anything."""
+    from tests.integration.helpers import replying_to
+
+    clinic = make_clinic(tmp_path, homeserver, new_user)  # tofu: the nio clients are trusted as first seen
+    bot_id = clinic.bot[0]
+    patient = await clinic.user(clinic.patient, "patient").start()
+    practitioner = await clinic.user(clinic.practitioner, "practitioner").start()
+    try:
+        async with running_bot(clinic.config_path) as bot:
+            room_id = await patient.wait_room()
+            await practitioner.wait_room(lambda r: r == room_id)
+            asked = await patient.send(room_id, "!renouveler Levothyroxine 75 µg")
+            pending = await patient.wait_for(replying_to(asked), timeout=TIMEOUT)
+            assert pending.content["carebot.renewal"]["status"] == "pending", pending.content
+            assert practitioner.client is not None
+            await asyncio.to_thread(
+                _put_plaintext, homeserver.url, practitioner.client.access_token, room_id,
+                {"msgtype": "m.text", "body": "!accepter R1"},
+            )
+            told = await practitioner.wait_for(
+                lambda s: s.sender == bot_id and s.decrypted and "chiffrée" in str(s.content.get("body", "")),
+                timeout=TIMEOUT,
+            )
+            assert clinic.practitioner[0] in told.content["m.mentions"]["user_ids"], told.content
+            assert (await bot.store.request(1)).status == "pending"
+            refused = await _audit(bot, "trust.command_refused")
+            assert [r["details"]["reason"] for r in refused] == ["not_encrypted"], refused
+            # The same command, encrypted by the practitioner's own device, counts.
+            await practitioner.send(room_id, "!accepter R1")
+            await patient.wait_for(
+                lambda s: s.sender == bot_id and (s.content.get("carebot.renewal") or {}).get("status") == "approved",
+                timeout=TIMEOUT,
+            )
+    finally:
+        await practitioner.close()
+        await patient.close()
