@@ -91,3 +91,32 @@ async def test_a_room_key_request_goes_to_the_senders_devices_and_the_bots_own(m
     assert content["action"] == "request" and content["requesting_device_id"] == "BOT"
     assert content["body"] == {"algorithm": "m.megolm.v1.aes-sha2", "session_id": "S1", "room_id": "!r:hs", "sender_key": "cu-phone"}
     assert data == ("S1", "S1", "!r:hs", "m.megolm.v1.aes-sha2")  # registered with nio like its own request
+
+
+async def test_the_bot_asks_once_per_session_and_installs_the_owner_forward_check(tmp_path, monkeypatch):
+    from nio import MegolmEvent
+
+    from bot.matrix import client as matrix_client
+
+    asked: list[tuple] = []
+
+    async def fake_request(client, room_id, sender, sender_key, session_id):
+        asked.append((room_id, sender, sender_key, session_id))
+        from nio.responses import RoomKeyRequestResponse
+
+        response = RoomKeyRequestResponse(session_id, session_id, room_id, "m.megolm.v1.aes-sha2")
+        await client.receive_response(response)  # what nio's transport does with the answer
+        return response
+
+    monkeypatch.setattr(nio_private, "request_room_key", fake_request)
+    client = AsyncClient("https://hs", "@bot:hs", device_id="BOT", store_path=str(tmp_path))
+    client.restore_login("@bot:hs", "BOT", "token")
+    event = MegolmEvent.from_dict({
+        "type": "m.room.encrypted", "event_id": "$e", "sender": "@alice:hs", "origin_server_ts": 1,
+        "content": {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "x", "sender_key": "cu-phone",
+                    "session_id": "S1", "device_id": "PHONE"},
+    })
+    assert await matrix_client.request_room_key(client, "!r:hs", event) is True
+    assert await matrix_client.request_room_key(client, "!r:hs", event) is False  # already asked
+    assert asked == [("!r:hs", "@alice:hs", "cu-phone", "S1")]
+    assert getattr(client.olm, "_carebot_owner_forwards", False)

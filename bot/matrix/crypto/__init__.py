@@ -109,6 +109,7 @@ __all__ = [
     "ensure_cross_signing",
     "main_recover",
     "make_key_check",
+    "query_keys",
     "read_recovery_key_file",
     "recover_identity",
     "recover_with_client",
