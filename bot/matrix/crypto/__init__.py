@@ -114,6 +114,7 @@ __all__ = [
     "recover_identity",
     "recover_with_client",
     "recovery_key_left_behind",
+    "server_identity",
     "sign_json",
     "signature_for",
     "upload_cross_signing_keys",
