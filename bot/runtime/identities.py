@@ -91,12 +91,14 @@ class IdentityPins:
             if record is None or record.state != "active":
                 continue
             room_id = record.room_id
-            if user_id == pair.patient.matrix_id:
-                await self._tell_patient(pair, room_id, master, suffix)
-            who = pair.patient.display_name if user_id == pair.patient.matrix_id else pair.practitioner.display_name
-            text = care.texts.get(
-                "identity_changed_for_practitioner" + suffix, care.locale_of(pair, pair.practitioner.matrix_id), who=who
-            )
+            locale = care.locale_of(pair, pair.practitioner.matrix_id)
+            if user_id == pair.practitioner.matrix_id:
+                # Their own reset: told once (the desk, or one of their rooms), not per patient.
+                text = care.texts.get("identity_changed_own" + suffix, locale)
+                await self._notices.notify(pair, room_id, text, "identity", user_id, master)
+                return
+            await self._tell_patient(pair, room_id, master, suffix)
+            text = care.texts.get("identity_changed_for_practitioner" + suffix, locale, who=pair.patient.display_name)
             await self._notices.notify(pair, room_id, text, "identity", user_id, master)
 
     async def _tell_patient(self, pair: Pair, room_id: str, master: str, suffix: str) -> None:

@@ -52,8 +52,10 @@ async def test_the_first_master_key_is_pinned_and_a_change_waits_for_acceptance(
 # -- the pins component -------------------------------------------------------------------------
 
 
-async def _pins(tmp_path, trust_mode: str = CROSS_SIGNED) -> tuple[IdentityPins, Store, list[int]]:
+async def _pins(tmp_path, trust_mode: str = CROSS_SIGNED, two_patients: bool = False) -> tuple[IdentityPins, Store, list[int]]:
     setup = make_setup(tmp_path)
+    if two_patients:  # Bob gets a consultation on record: dr-martin has two verified pairs
+        setup.roster.write_text(setup.roster.read_text().replace("last_consultation: null", "last_consultation: 2026-03-01"))
     config = load_config(setup.config)
     care = CareContext.load(config)
     store = await Store.open(tmp_path / "db")
@@ -256,3 +258,18 @@ def test_trust_commands_are_wired_in_the_cli(argv):
 
     args = build_parser().parse_args(argv)
     assert args.trust_command == argv[1] and callable(args.func)
+
+
+async def test_a_practitioners_own_reset_is_told_to_them_once_not_per_patient(tmp_path):
+    pins, store, _ = await _pins(tmp_path, two_patients=True)
+    assert len(pins._state.care.roster.verified_pairs_for_mxid(DOCTOR)) == 2  # noqa: SLF001
+    async with store.transaction():
+        await store.save_room("!room2:clinic.example", "pat-0002", "dr-martin")
+    try:
+        await pins.observe({DOCTOR: "D1"})
+        await pins.observe({DOCTOR: "D2"})
+        (item,) = [i.content for i in await store.outbox(limit=10)]
+        assert item["body"].startswith("Dr Claire Martin: Votre identité de sécurité Matrix a changé")
+        assert "carebot.identity_changed" not in item and item["m.mentions"]["user_ids"] == [DOCTOR]
+    finally:
+        await store.close()
