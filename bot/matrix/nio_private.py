@@ -162,3 +162,8 @@ def forwarded_by_owner(client: AsyncClient, room_id: str, sender_key: str, sessi
     """Whether this session reached the bot forwarded by the very device that created it."""
     owner_forwards: set[tuple[str, str, str]] = per_client(client, "owner_forwards", set)
     return (room_id, sender_key, session_id) in owner_forwards
+
+
+def owner_forwarded_sessions(client: AsyncClient) -> set[tuple[str, str, str]]:
+    """(room id, sender key, session id) of every session accepted from its own device."""
+    return per_client(client, "owner_forwards", set)

@@ -5,7 +5,8 @@ homeserver's `sender` alone (as mautrix-python attaches a TrustState to each dec
 The sending device is the one of `sender` whose curve25519 key is the session's sender key and
 whose ed25519 key is the one the session was signed with. The session must have come straight
 from that device: an `m.room_key` it sent, or an `m.forwarded_room_key` it sent itself in answer
-to the bot's request (bot/matrix/nio_private.py); a key forwarded by anyone else does not count.
+to the bot's request (bot/matrix/nio_private.py; remembered across restarts by the store); a
+key forwarded by anyone else does not count.
 
 - `tofu`: that device is known and not blacklisted.
 - `cross-signed`: that device is also cross-signed by its owner's *pinned* master key
@@ -14,6 +15,7 @@ to the bot's request (bot/matrix/nio_private.py); a key forwarded by anyone else
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,10 +50,15 @@ class SenderTrust:
         return f"{self.device_name} ({self.device_id})" if self.device_name else self.device_id
 
 
+# (room id, sender key, session id) -> whether an earlier run got this session from its own device
+Remembered = Callable[[str, str, str], Awaitable[bool]]
+
+
 class SenderTrustCheck:
-    def __init__(self, client: AsyncClient, devices: DeviceTrust) -> None:
+    def __init__(self, client: AsyncClient, devices: DeviceTrust, remembered: Remembered | None = None) -> None:
         self._client = client
         self._devices = devices
+        self._remembered = remembered
         nio_private.accept_forwards_from_session_owner(client)
 
     async def of(self, event: Any, room_id: str) -> SenderTrust:
@@ -78,7 +85,7 @@ class SenderTrustCheck:
         if device.ed25519 != session.ed25519 or device.curve25519 != sender_key:
             return _with(found, KEYS_MISMATCH)
         chain = list(session.forwarding_chain)
-        if chain and not nio_private.forwarded_by_owner(client, room_id, sender_key, session_id):
+        if chain and not await self._from_owner(room_id, sender_key, session_id):
             return _with(found, FORWARDED)
         if client.olm is not None and client.olm.is_device_blacklisted(device) and self._devices.mode != CROSS_SIGNED:
             return _with(found, BLACKLISTED)
@@ -91,6 +98,11 @@ class SenderTrustCheck:
         if pins is not None and await pins.pending(event.sender) is not None:
             return _with(found, IDENTITY_CHANGED)
         return _with(found, NOT_CROSS_SIGNED)
+
+    async def _from_owner(self, room_id: str, sender_key: str, session_id: str) -> bool:
+        if nio_private.forwarded_by_owner(self._client, room_id, sender_key, session_id):
+            return True
+        return self._remembered is not None and await self._remembered(room_id, sender_key, session_id)
 
     def _device(self, user_id: str, curve25519: str) -> Any:
         olm = self._client.olm

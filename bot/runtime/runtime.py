@@ -99,7 +99,7 @@ def assemble(
         handlers=[
             Membership(client, store, state, wake),
             undecryptable,
-            Conversation(store, CareService(store), state, wake, TrustGate(store, state, SenderTrustCheck(client, trust), wake, notices)),
+            Conversation(store, CareService(store), state, wake, TrustGate(store, state, SenderTrustCheck(client, trust, store.is_owner_forwarded), wake, notices)),
         ],
         wake=wake,
     )

@@ -9,6 +9,7 @@ import structlog
 from nio import AsyncClient, MegolmEvent, RoomMessageText
 
 from bot.care.roster import Pair
+from bot.matrix import nio_private
 from bot.matrix.client import request_room_key
 from bot.matrix.messages import notice
 from bot.runtime.shared import TO, EventHandler, LiveState, Wake, txn_for
@@ -29,6 +30,7 @@ class UndecryptableMessages:
         self._state = state
         self._wait_s = wait_s
         self._wake = wake
+        self._kept: set[tuple[str, str, str]] = set()  # owner-forwarded sessions already stored
 
     async def handle(self, record: RoomRecord, pair: Pair | None, event: MegolmEvent) -> None:
         """Ask the sender's devices for the missing key and wait for it; the sender is told only
@@ -48,8 +50,15 @@ class UndecryptableMessages:
     async def retry(self, redeliver: EventHandler) -> None:
         """Try again the events that could not be decrypted; give up politely at the deadline.
 
-        A message decrypted late goes to `redeliver`, as if it had just arrived."""
+        A message decrypted late goes to `redeliver`, as if it had just arrived. Sessions the
+        sending device handed back itself are remembered first, so that they stay first-hand
+        for the trust check after a restart."""
         store = self._store
+        new = nio_private.owner_forwarded_sessions(self._client) - self._kept
+        if new:
+            async with store.transaction():
+                await store.remember_owner_forwarded(sorted(new))
+            self._kept |= new
         for pending in await store.undecryptables():
             event = MegolmEvent.from_dict(pending.source)
             room_id = pending.room_id

@@ -1,6 +1,6 @@
 """Pinned identities (schema v3): the first cross-signing master key seen for each roster
 member, and a new one the homeserver showed since (an identity reset) until the clinic admin
-accepts it."""
+accepts it. Also the Megolm sessions a sending device handed back itself at the bot's request."""
 
 from __future__ import annotations
 
@@ -69,3 +69,19 @@ class IdentityTables:
             (time.time(), user_id),
         )
         return pin
+
+    # -- sessions forwarded by the device that made them ----------------------------------
+    async def remember_owner_forwarded(self, sessions: Iterable[tuple[str, str, str]]) -> None:
+        for room_id, sender_key, session_id in sessions:
+            await self._db.execute(
+                "INSERT INTO owner_forwarded_sessions (room_id, sender_key, session_id) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (room_id, sender_key, session_id),
+            )
+
+    async def is_owner_forwarded(self, room_id: str, sender_key: str, session_id: str) -> bool:
+        async with self._db.execute(
+            "SELECT 1 FROM owner_forwarded_sessions WHERE room_id = ? AND sender_key = ? AND session_id = ?",
+            (room_id, sender_key, session_id),
+        ) as cur:
+            return await cur.fetchone() is not None

@@ -187,7 +187,9 @@ async def _v2(db: aiosqlite.Connection) -> None:
 
 async def _v3(db: aiosqlite.Connection) -> None:
     """Pinned identities: the first master key seen for each roster member, and a change of it
-    (an identity reset) waiting for the clinic admin (`carebot trust accept`)."""
+    (an identity reset) waiting for the clinic admin (`carebot trust accept`). And the Megolm
+    sessions the bot got back from the very device that made them, at its request (nio records
+    them as forwarded; carebot trusts them as first-hand, also after a restart)."""
     await _run(
         db,
         """
@@ -197,6 +199,13 @@ async def _v3(db: aiosqlite.Connection) -> None:
             pinned_at DOUBLE PRECISION NOT NULL,
             new_master_key TEXT,
             changed_at DOUBLE PRECISION
+        );
+
+        CREATE TABLE owner_forwarded_sessions (
+            room_id TEXT NOT NULL,
+            sender_key TEXT NOT NULL,
+            session_id TEXT NOT NULL,
+            PRIMARY KEY (room_id, sender_key, session_id)
         )
         """,
     )

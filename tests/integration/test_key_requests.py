@@ -30,6 +30,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.interop]
 TIMEOUT = 45.0
 
 
+async def _until(check, what: str, timeout: float = TIMEOUT):  # type: ignore[no-untyped-def]
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"{what}: not true in {timeout}s")
+
+
 async def test_a_lost_room_key_is_asked_of_the_senders_device_and_the_message_counts(homeserver, new_user, tmp_path):
     clinic = make_clinic(tmp_path, homeserver, new_user)
     config = yaml.safe_load(clinic.config_path.read_text())
@@ -74,5 +86,15 @@ async def test_a_lost_room_key_is_asked_of_the_senders_device_and_the_message_co
             assert regained is not None and regained.forwarding_chain, "the key came back forwarded"
             # forwarded by the session's own device, so the command counted (cross-signed mode)
             assert nio_private.forwarded_by_owner(bot.client, room_id, curve, regained.id)
+            await _until(lambda: bot.store.is_owner_forwarded(room_id, curve, regained.id), "remembered in the store")
+
+        # After a restart the session is still first-hand: a command in it still counts.
+        async with running_bot(clinic.config_path):
+            asked = await patient.send(room_id, "!annuler R1")
+            answer = await wait_js_event(
+                patient, room_id, lambda e: e["sender"] == bot_id and js_reply_to(e) == asked and bool(e.get("decrypted")),
+                "the answer after a restart", TIMEOUT,
+            )
+            assert (answer["content"].get("carebot.renewal") or {}).get("status") == "cancelled", answer["content"].get("body")
     finally:
         await patient.close()
