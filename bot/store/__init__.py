@@ -18,6 +18,8 @@ What it stores (documented for the clinic in the README):
   resend after a crash is de-duplicated by the homeserver. Sent rows are deleted.
 - `identity_pins`: per roster member (Matrix id), the first cross-signing master key seen,
   and a different one seen since (an identity reset) until the clinic admin accepts it.
+- `owner_forwarded_sessions`: Megolm sessions (room, sender key, session id) a sending device
+  handed back itself at the bot's request, trusted as first-hand.
 - `audit`: append-only records of requests, decisions, rooms and reloads (ids only).
 """
 

@@ -273,3 +273,15 @@ async def test_a_practitioners_own_reset_is_told_to_them_once_not_per_patient(tm
         assert "carebot.identity_changed" not in item and item["m.mentions"]["user_ids"] == [DOCTOR]
     finally:
         await store.close()
+
+
+async def test_sessions_handed_back_by_their_own_device_are_remembered(tmp_path):
+    store = await Store.open(tmp_path / "db")
+    try:
+        assert not await store.is_owner_forwarded("!r", "cu", "S1")
+        async with store.transaction():
+            await store.remember_owner_forwarded([("!r", "cu", "S1"), ("!r", "cu", "S1")])
+        assert await store.is_owner_forwarded("!r", "cu", "S1")
+        assert not await store.is_owner_forwarded("!r", "cu", "S2")
+    finally:
+        await store.close()

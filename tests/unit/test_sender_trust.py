@@ -87,6 +87,13 @@ def sessions(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, str], Any]:
     return table
 
 
+def _remembered(known: set[tuple[str, str, str]]) -> Any:
+    async def remembered(room_id: str, sender_key: str, session_id: str) -> bool:
+        return (room_id, sender_key, session_id) in known
+
+    return remembered
+
+
 def _session(device_id: str, chain: list[str] | None = None, ed25519: str | None = None) -> Any:
     return SimpleNamespace(sender_key="cu-" + device_id, ed25519=ed25519 or "ed-" + device_id, forwarding_chain=chain or [])
 
@@ -105,6 +112,12 @@ async def test_tofu_refuses_a_forwarded_session_a_mismatched_key_a_blacklisted_o
     assert (await check.of(_event("!accepter R1"), ROOM)).reason == "forwarded"
     nio_private.per_client(client, "owner_forwards", set).add((ROOM, "cu-PHONE", "S-PHONE"))
     assert (await check.of(_event("!accepter R1"), ROOM)).trusted  # forwarded by the device itself, on request
+    remembered = SenderTrustCheck(client, FakeDevices("tofu"), _remembered({(ROOM, "cu-PHONE", "S-OLD")}))  # type: ignore[arg-type]
+    sessions[("cu-PHONE", "S-OLD")] = _session("PHONE", chain=["cu-PHONE"])
+    old = _event("!accepter R1")
+    old.session_id = "S-OLD"
+    assert not (await check.of(old, ROOM)).trusted  # this run never saw it handed over...
+    assert (await remembered.of(old, ROOM)).trusted  # ...an earlier one did, and the store says so
     sessions[("cu-PHONE", "S-PHONE")] = _session("PHONE", ed25519="ed-SOMEONE-ELSE")
     assert (await check.of(_event("!accepter R1"), ROOM)).reason == "keys_mismatch"
     sessions[("cu-PHONE", "S-PHONE")] = _session("PHONE")
