@@ -102,6 +102,7 @@ class CareContext:
 class RequestStore(Protocol):
     async def add_request(self, **kw: Any) -> Any: ...
     async def request(self, request_id: int) -> Any: ...
+    async def request_by_event(self, event_id: str) -> Any: ...
     async def requests_in_room(self, room_id: str, status: str | None = None) -> list[Any]: ...
     async def open_requests(self, patient_id: str) -> list[Any]: ...
     async def decide(self, request_id: int, status: str, note: str | None, decided_by: str) -> bool: ...
@@ -295,3 +296,42 @@ class CareService:
 
     async def _deny(self, care: CareContext, pair: Pair, c: cmd.Command, locale: str, event_id: str, room_id: str, today: dt.date) -> list[Reply]:
         return await self._decide(care, pair, c, locale, room_id, Status.DENIED, c.reason, pair.practitioner.id)
+
+    # -- edits and withdrawn messages (bot/matrix/relations.py tells them apart) ----------
+    async def handle_edit(
+        self, care: CareContext, pair: Pair, role: str, text: str, edited_event_id: str | None, room_id: str
+    ) -> list[Reply]:
+        """An edit never creates, changes or decides a request. An edited emergency phrase
+        still gets the emergency numbers (safety first); whoever edits a command is told that
+        edits are not read."""
+        locale = care.locale_of(pair, pair.patient.matrix_id if role == "patient" else pair.practitioner.matrix_id)
+        t = care.texts
+        replies: list[Reply] = []
+        if role == "patient" and care.lexicon.matches(text[: care.max_chars * 4]):
+            doc_locale = care.locale_of(pair, pair.practitioner.matrix_id)
+            replies.append(Reply(t.get("emergency_notice", locale), emergency=True,
+                                 for_practitioner=t.get("emergency_for_practitioner", doc_locale)))
+            await self.store.audit(pair.patient.id, "emergency.notice", room_id)
+        made = await self.store.request_by_event(edited_event_id) if edited_event_id else None
+        if made is not None and made.room_id == room_id and made.status == Status.PENDING.value:
+            replies.append(Reply(t.get("edit_not_read_pending", locale, id=format_id(made.id))))
+        elif made is not None or cmd.parse(text, max_length=care.max_chars) is not None:
+            replies.append(Reply(t.get("edit_not_read", locale)))
+        if replies:
+            await self.store.audit(pair.patient.id if role == "patient" else pair.practitioner.id, "message.edit_ignored", room_id)
+        return replies
+
+    async def withdraw(self, care: CareContext, pair: Pair, redacted_event_id: str, room_id: str) -> list[Reply]:
+        """The patient deleted (redacted) the message that made a pending request: it is
+        cancelled, and both are told."""
+        req = await self.store.request_by_event(redacted_event_id)
+        if req is None or req.room_id != room_id or req.status != Status.PENDING.value:
+            return []
+        if not await self.store.decide(req.id, Status.CANCELLED.value, None, pair.patient.id):
+            return []
+        rid = format_id(req.id)
+        await self.store.audit(pair.patient.id, "renewal.cancelled", rid, {"by": "redaction"}, care.policy_hash)
+        t = care.texts
+        text = t.get("renewal_withdrawn", care.locale_of(pair, pair.patient.matrix_id), id=rid, medication=req.medication)
+        to_doc = t.get("renewal_withdrawn_for_practitioner", care.locale_of(pair, pair.practitioner.matrix_id), id=rid)
+        return [Reply(text, renewal=(rid, Status.CANCELLED.value, req.medication, ()), for_practitioner=to_doc)]

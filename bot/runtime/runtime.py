@@ -36,6 +36,7 @@ from bot.runtime.housekeeping import Housekeeping
 from bot.runtime.invites import Invites
 from bot.runtime.membership import Membership
 from bot.runtime.outbox import Outbox
+from bot.runtime.redactions import Redactions
 from bot.runtime.reconcile import Reconciler
 from bot.runtime.reload import Reloader
 from bot.runtime.router import Router
@@ -84,6 +85,7 @@ def assemble(
         max_concurrent_creations=config.rooms.max_concurrent_creations, wake=wake,
     )
     undecryptable = UndecryptableMessages(client, store, state, config.limits.undecryptable_wait_s, wake)
+    service = CareService(store)
     router = Router(
         client, store, state,
         on_invite=Invites(client, store, state, wake).on_invite,
@@ -91,7 +93,8 @@ def assemble(
         handlers=[
             Membership(client, store, state, wake),
             undecryptable,
-            Conversation(store, CareService(store), state, wake),
+            Conversation(store, service, state, wake),
+            Redactions(client, store, service, state, wake),
         ],
         wake=wake,
     )
