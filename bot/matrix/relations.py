@@ -23,13 +23,10 @@ class Incoming:
     """One message as the bot reads it."""
 
     text: str  # what the user typed: reply fallback stripped; for an edit, the new text
-    edit_of: str | None = None  # an edit (m.replace) of this event
+    is_edit: bool = False  # an edit (m.replace, or m.new_content)
+    edit_of: str | None = None  # the edited event, when the relation names it
     thread_root: str | None = None  # sent in this thread (m.thread)
     reply_to: str | None = None  # a reply to this event (not a thread's own fallback)
-
-    @property
-    def is_edit(self) -> bool:
-        return self.edit_of is not None
 
 
 def strip_reply_fallback(body: str) -> str:
@@ -73,7 +70,8 @@ def read_message(content: dict[str, Any]) -> Incoming:
             text = new["body"]
         else:  # no m.new_content: the fallback body, "* new text"
             text = body[2:] if body.startswith("* ") else body
-        return Incoming(text=text, edit_of=_event_id(rel.get("event_id")))
+        edit_of = _event_id(rel.get("event_id")) if rel.get("rel_type") == REPLACE else None
+        return Incoming(text=text, is_edit=True, edit_of=edit_of)
     thread_root = _event_id(rel.get("event_id")) if rel.get("rel_type") == THREAD else None
     in_reply = rel.get("m.in_reply_to")
     reply_to = _event_id(in_reply.get("event_id")) if isinstance(in_reply, dict) else None

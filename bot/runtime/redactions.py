@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from nio import AsyncClient, RedactionEvent, RoomGetStateEventResponse
+from nio import AsyncClient, BadEvent, RedactionEvent, RoomGetStateEventResponse
 
 from bot.care.roster import Pair
 from bot.care.service import CareService
@@ -26,13 +26,19 @@ log = structlog.get_logger("carebot")
 PINNED = "m.room.pinned_events"
 
 
-def redacted_id(event: RedactionEvent) -> str | None:
-    """The redacted event: top-level `redacts`, or in the content from room version 11 on."""
-    return event.redacts or event.source.get("content", {}).get("redacts") or None
+def redacted_id(event: Any) -> str | None:
+    """The redacted event of an `m.room.redaction`: top-level `redacts` before room version 11,
+    in the content from then on (nio 0.26 only knows the old form and hands the new one over
+    as a BadEvent)."""
+    source = getattr(event, "source", None) or {}
+    if source.get("type") != "m.room.redaction":
+        return None
+    redacts = source.get("redacts") or (source.get("content") or {}).get("redacts")
+    return redacts if isinstance(redacts, str) and redacts else None
 
 
 class Redactions:
-    kinds = (RedactionEvent,)
+    kinds = (RedactionEvent, BadEvent)
     active_pairs_only = False  # the banner is restored in every pair room
 
     def __init__(self, client: AsyncClient, store: Store, service: CareService, state: LiveState, wake: Wake) -> None:
@@ -42,9 +48,9 @@ class Redactions:
         self._state = state
         self._wake = wake
 
-    async def handle(self, record: RoomRecord, pair: Pair | None, event: RedactionEvent) -> None:
+    async def handle(self, record: RoomRecord, pair: Pair | None, event: RedactionEvent | BadEvent) -> None:
         redacted = redacted_id(event)
-        if redacted is None or await self._store.is_processed(event.event_id):
+        if redacted is None or not event.event_id or await self._store.is_processed(event.event_id):
             return
         banner = await self._pinned_banner(record.room_id, redacted)
         care = self._state.care

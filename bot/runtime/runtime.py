@@ -46,6 +46,8 @@ from bot.store import Store
 
 log = structlog.get_logger("carebot")
 
+OUTBOX_STOP_GRACE_S = 10.0
+
 SYNC_FILTER: dict[str, Any] = {
     "room": {
         "state": {"lazy_load_members": True},
@@ -217,8 +219,18 @@ class CareBot:
         finally:
             stop.set()
             parts.outbox.wake()
+            sending = tasks[1]
             for task in tasks:
-                task.cancel()
+                if task is not sending:
+                    task.cancel()
+            # The outbox finishes the item in flight (sent, then removed from the outbox)
+            # rather than being cut between the two; if the homeserver does not answer in
+            # time it is abandoned cleanly: still queued, re-sent at the next start under the
+            # same transaction id, which the homeserver de-duplicates.
+            try:
+                await asyncio.wait_for(asyncio.shield(sending), OUTBOX_STOP_GRACE_S)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - stopping anyway
+                sending.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
