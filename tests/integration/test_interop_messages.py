@@ -6,7 +6,9 @@
 - a command in a thread is answered in that thread;
 - the patient deleting a pending request's message cancels it, told to both;
 - the practitioner deleting the pinned banner gets it posted and pinned again;
-- emergency notices always answer, the practitioner is mentioned once per room per 10 minutes.
+- emergency notices always answer, the practitioner is mentioned once per room per 10 minutes;
+- a pair leaving the roster makes its room read-only (requests cancelled, closing notice at
+  once); the pair coming back restores it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.integration.helpers import js_reply_to, wait_js_event
 from tests.integration.test_interop_bot import _command, _pair_room, _pinned
+from tests.interop.peer import PeerError
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
@@ -134,3 +138,63 @@ async def test_element_emergencies_always_answered_practitioner_mentioned_once(h
         assert mentioned == [True, False, False, False, False], mentioned
 
 
+
+
+async def _power_levels(peer: Any, room_id: str, pred: Callable[[dict], bool], timeout: float = 30) -> dict:
+    async def poll() -> dict:
+        while True:
+            levels = await peer.state(room_id, "m.room.power_levels") or {}
+            if pred(levels):
+                return levels
+            await asyncio.sleep(0.3)
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
+async def test_a_closed_room_is_read_only_its_requests_cancelled_and_reopening_restores_it(homeserver, new_user, tmp_path):
+    async with _pair_room(tmp_path, homeserver, new_user) as (bot, patient, practitioner, room_id, bot_id):
+        pending = await _command(patient, patient, room_id, bot_id, "!renouveler Levothyroxine 75 µg")
+        rid = pending["content"]["carebot.renewal"]["id"]
+        roster_path = tmp_path / "roster.yaml"
+        roster = yaml.safe_load(roster_path.read_text())
+        full = yaml.safe_load(roster_path.read_text())
+        roster["patients"][0]["care"] = []
+        roster_path.write_text(yaml.safe_dump(roster, allow_unicode=True))
+
+        started = asyncio.get_running_loop().time()
+        assert await bot.reload() is True
+        # The patient is told the request is cancelled, and the closing notice (with every
+        # emergency number) goes out at once, not at the outbox's next idle poll.
+        await wait_js_event(patient, room_id, _from_bot(bot_id, _renewal_of(rid, "cancelled")), "cancellation on closing")
+        closing = await wait_js_event(
+            patient, room_id, _from_bot(bot_id, lambda c: all(n in c.get("body", "") for n in ("15", "112", "114", "3114"))
+                                        and "carebot.disclaimer" not in c and "carebot.renewal" not in c), "closing notice")
+        assert asyncio.get_running_loop().time() - started < 15, "the closing notice waited in the outbox"
+        assert closing["content"]["msgtype"] == "m.notice"
+        assert (await bot.store.request(int(rid[1:]))).status == "cancelled"
+
+        # Read-only for both, history kept.
+        levels = await _power_levels(patient, room_id, lambda pl: pl.get("events_default", 0) > 50)
+        assert levels["users"][practitioner.user_id] < levels["events_default"]
+        for who in (patient, practitioner):
+            with pytest.raises(PeerError):
+                await who.send(room_id, "!aide")
+        assert any(e["eventId"] == pending["eventId"] for e in await patient.messages(room_id))
+        approve = None
+        with pytest.raises(PeerError):
+            approve = await practitioner.send(room_id, f"!accepter {rid}")
+        assert approve is None and (await bot.store.request(int(rid[1:]))).status == "cancelled"
+
+        # The practitioner leaves the closed room; the pair comes back: same room, levels as
+        # created, the practitioner invited again, commands answered.
+        await practitioner.leave(room_id)
+        roster_path.write_text(yaml.safe_dump(full, allow_unicode=True))
+        assert await bot.reload() is True
+        await _power_levels(patient, room_id, lambda pl: pl.get("events_default", 1) == 0
+                            and pl.get("events", {}).get("m.room.redaction") == 0)
+        assert await practitioner.wait_invite(timeout=30) == room_id
+        await practitioner.join(room_id)
+        await _command(patient, patient, room_id, bot_id, "!aide")
+        again = await _command(practitioner, practitioner, room_id, bot_id, "!attente")
+        assert "carebot.renewal" not in again["content"]
+        assert [(r.room_id, r.state) for r in await bot.store.rooms()] == [(room_id, "active")]
