@@ -85,6 +85,11 @@ class Store(WorkflowTables, CareTables):
         async with self._lock:
             return await super().outbox(limit)
 
+    @property
+    def waiting(self) -> int:
+        """How many are waiting for the transaction lock (what tests and metrics look at)."""
+        return len(getattr(self._lock, "_waiters", None) or ())
+
     # -- key/value -----------------------------------------------------------------------
     async def get(self, key: str) -> str | None:
         async with self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)) as cur:
