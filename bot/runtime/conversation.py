@@ -2,7 +2,7 @@
 transaction that records the request, queues the replies and marks the event handled.
 
 What the user typed is read by bot/matrix/relations.py (reply fallback stripped, edits and
-threads told apart): an edit goes to `CareService.handle_edit`, which never changes a request;
+threads told apart): an edit goes to `amendments.handle_edit`, which never changes a request;
 an answer to a message in a thread goes to that thread. An emergency notice mentions the
 practitioner at most once per room per 10 minutes (mentions.py)."""
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from nio import RoomMessageText
 
+from bot.care import amendments
 from bot.care.roster import Pair
 from bot.care.service import CareService, Reply
 from bot.faults import crash_point
@@ -68,7 +69,7 @@ class Conversation:
             if await self._store.is_processed(event.event_id):
                 return
             if incoming.is_edit:
-                replies = await self._service.handle_edit(care, pair, role, incoming.text, incoming.edit_of, room_id)
+                replies = await amendments.handle_edit(self._store, care, pair, role, incoming.text, incoming.edit_of, room_id)
                 answer_to = incoming.edit_of or event.event_id
             else:
                 replies = await self._service.handle_message(care, pair, role, incoming.text, event.event_id, room_id)

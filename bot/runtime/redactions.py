@@ -15,7 +15,7 @@ import structlog
 from nio import AsyncClient, BadEvent, RedactionEvent, RoomGetStateEventResponse
 
 from bot.care.roster import Pair
-from bot.care.service import CareService
+from bot.care import amendments
 from bot.matrix.messages import notice
 from bot.runtime.conversation import reply_content
 from bot.runtime.shared import PIN, TO, LiveState, Wake, txn_for
@@ -41,10 +41,9 @@ class Redactions:
     kinds = (RedactionEvent, BadEvent)
     active_pairs_only = False  # the banner is restored in every pair room
 
-    def __init__(self, client: AsyncClient, store: Store, service: CareService, state: LiveState, wake: Wake) -> None:
+    def __init__(self, client: AsyncClient, store: Store, state: LiveState, wake: Wake) -> None:
         self._client = client
         self._store = store
-        self._service = service
         self._state = state
         self._wake = wake
 
@@ -66,7 +65,7 @@ class Redactions:
                 await self._store.enqueue(txn_for(event.event_id, "banner"), record.room_id, content)
                 await self._store.audit("bot", "room.banner_restored", record.room_id)
             elif active and pair is not None and event.sender == pair.patient.matrix_id:
-                for n, reply in enumerate(await self._service.withdraw(care, pair, redacted, record.room_id)):
+                for n, reply in enumerate(await amendments.withdraw(self._store, care, pair, redacted, record.room_id)):
                     await self._store.enqueue(txn_for(event.event_id, str(n)), record.room_id, reply_content(reply, pair, None))
             await self._store.mark_processed(event.event_id, record.room_id)
         if banner:

@@ -96,7 +96,7 @@ def assemble(
             Membership(client, store, state, wake),
             undecryptable,
             Conversation(store, service, state, wake),
-            Redactions(client, store, service, state, wake),
+            Redactions(client, store, state, wake),
         ],
         wake=wake,
     )

@@ -15,7 +15,7 @@ from bot.runtime.conversation import Conversation
 from bot.runtime.redactions import Redactions
 from bot.runtime.shared import PIN, LiveState
 from bot.store import RoomRecord, Store
-from test_conversation import ALICE, DOC, ROOM, message
+from test_conversation_relations import ALICE, DOC, ROOM, message
 
 _ids = itertools.count(1)
 
@@ -48,7 +48,7 @@ class Env:
         self.pair = care.roster.pair("pat-0001", "dr-martin")
         self.record = RoomRecord(ROOM, "pat-0001", "dr-martin", "active")
         self.conversation = Conversation(store, service, state, wake=lambda: None)
-        self.redactions = Redactions(self.client, store, service, state, wake=lambda: None)  # type: ignore[arg-type]
+        self.redactions = Redactions(self.client, store, state, wake=lambda: None)  # type: ignore[arg-type]
 
     async def new(self, handler, event) -> list[dict]:
         before = {i.txn_id for i in await self.store.outbox(limit=10_000)}
