@@ -43,6 +43,7 @@ class Reconciler:
         self._wake = wake
         self._lock = asyncio.Lock()
         self._needed = False
+        self._sealed: set[str] = set()  # closed rooms whose levels were checked this run
 
     async def reconcile_or_retry_later(self) -> None:
         """Reconcile; if the homeserver fails us half-way, `retry_if_needed` tries again."""
@@ -90,6 +91,14 @@ class Reconciler:
             for key, record in known.items():
                 if key not in wanted and record.state == "active":
                     await self._close_room(record)
+                elif key not in wanted and record.room_id not in self._sealed:
+                    # Closed before rooms were made read-only (or by an older version): make
+                    # sure once per run that nobody can write there.
+                    try:
+                        await self._set_power_levels(record.room_id, closed_power_levels)
+                        self._sealed.add(record.room_id)
+                    except Exception as e:  # noqa: BLE001 - tried again at the next reconciliation
+                        log.warning("room.seal_failed", room_id=record.room_id, error=type(e).__name__)
 
     async def _pairs_from_server(self, known_rooms: set[str]) -> set[str]:
         """Ask the server (not the sync, which Synapse may answer from its response cache
@@ -153,7 +162,10 @@ class Reconciler:
         resp = await self._client.room_get_state_event(room_id, POWER_LEVELS)
         if not isinstance(resp, RoomGetStateEventResponse):
             raise RuntimeError(f"power levels of {room_id} could not be read")
-        put = await self._client.room_put_state(room_id, POWER_LEVELS, change(resp.content))
+        wanted = change(resp.content)
+        if wanted == resp.content:
+            return  # already so: no new state event
+        put = await self._client.room_put_state(room_id, POWER_LEVELS, wanted)
         if not isinstance(put, RoomPutStateResponse):
             raise RuntimeError(f"power levels of {room_id} could not be written")
 
@@ -163,6 +175,7 @@ class Reconciler:
         emergency numbers, goes out at once."""
         care = self._state.care
         await self._set_power_levels(record.room_id, closed_power_levels)
+        self._sealed.add(record.room_id)
         patient = care.roster.patient(record.patient_id)
         locales = (care.locale_for_mxid(patient.matrix_id),) if patient else ("fr", "en")
         text = "\n\n".join(care.texts.get("channel_closed", loc) for loc in ("fr", "en"))
@@ -189,6 +202,7 @@ class Reconciler:
         """The pair is back: the room is restored as it was (power levels back, members
         invited again if they left)."""
         await self._set_power_levels(record.room_id, open_power_levels)
+        self._sealed.discard(record.room_id)
         async with self._store.transaction():
             await self._store.set_room_state(record.room_id, "active")
             await self._store.audit("admin", "room.reopened", record.room_id, {"patient": record.patient_id, "practitioner": record.practitioner_id})
