@@ -14,8 +14,8 @@ from typing import Any
 import structlog
 from nio import AsyncClient, BadEvent, RedactionEvent, RoomGetStateEventResponse
 
-from bot.care.roster import Pair
 from bot.care import amendments
+from bot.care.roster import Pair
 from bot.matrix.messages import notice
 from bot.runtime.conversation import reply_content
 from bot.runtime.shared import PIN, TO, LiveState, Wake, txn_for
