@@ -39,6 +39,7 @@ from bot.runtime.invites import Invites
 from bot.runtime.membership import Membership
 from bot.runtime.outbox import Outbox
 from bot.runtime.practitioner_notice import PractitionerNotices
+from bot.runtime.redactions import Redactions
 from bot.runtime.reconcile import Reconciler
 from bot.runtime.reload import Reloader
 from bot.runtime.router import Router
@@ -48,6 +49,8 @@ from bot.runtime.undecryptable import UndecryptableMessages
 from bot.store import Store
 
 log = structlog.get_logger("carebot")
+
+OUTBOX_STOP_GRACE_S = 10.0
 
 SYNC_FILTER: dict[str, Any] = {
     "room": {
@@ -92,6 +95,8 @@ def assemble(
         max_concurrent_creations=config.rooms.max_concurrent_creations, wake=wake,
     )
     undecryptable = UndecryptableMessages(client, store, state, config.limits.undecryptable_wait_s, wake)
+    service = CareService(store)
+    gate = TrustGate(store, state, SenderTrustCheck(client, trust, store.is_owner_forwarded), wake, notices)
     router = Router(
         client, store, state,
         on_invite=Invites(client, store, state, wake).on_invite,
@@ -99,7 +104,8 @@ def assemble(
         handlers=[
             Membership(client, store, state, wake),
             undecryptable,
-            Conversation(store, CareService(store), state, wake, TrustGate(store, state, SenderTrustCheck(client, trust, store.is_owner_forwarded), wake, notices)),
+            Conversation(store, service, state, wake, gate=gate),
+            Redactions(client, store, state, wake),
         ],
         wake=wake,
     )
@@ -232,8 +238,18 @@ class CareBot:
         finally:
             stop.set()
             parts.outbox.wake()
+            sending = tasks[1]
             for task in tasks:
-                task.cancel()
+                if task is not sending:
+                    task.cancel()
+            # The outbox finishes the item in flight (sent, then removed from the outbox)
+            # rather than being cut between the two; if the homeserver does not answer in
+            # time it is abandoned cleanly: still queued, re-sent at the next start under the
+            # same transaction id, which the homeserver de-duplicates.
+            try:
+                await asyncio.wait_for(asyncio.shield(sending), OUTBOX_STOP_GRACE_S)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - stopping anyway
+                sending.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
 

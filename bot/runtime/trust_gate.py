@@ -52,11 +52,15 @@ class TrustGate:
         self._check = check
         self._wake = wake
 
-    async def refused(self, room_id: str, pair: Pair, role: str, event: Any) -> bool:
+    async def refused(
+        self, room_id: str, pair: Pair, role: str, event: Any, text: str | None = None, thread_root: str | None = None
+    ) -> bool:
         """True if the event was a state-changing command from an untrusted device, now
-        answered, audited and marked handled; False to let it through."""
+        answered, audited and marked handled; False to let it through. `text` is what the user
+        typed (bot/matrix/relations.py), the event's body by default."""
         care = self._state.care
-        command = command_in(event.body, care.max_chars)
+        typed = event.body if text is None else text
+        command = command_in(typed, care.max_chars)
         if command is None or command.name not in STATE_CHANGING:
             return False
         try:
@@ -75,13 +79,13 @@ class TrustGate:
                 actor, "trust.command_refused", room_id,
                 {"command": command.name, "device_id": verdict.device_id, "reason": verdict.reason},
             )
-            if role == "patient" and care.lexicon.matches(event.body[: care.max_chars * 4]):
-                await self._emergency(room_id, pair, event.event_id, locale)
-            text = self._text(verdict, role, command, locale)
+            if role == "patient" and care.lexicon.matches(typed[: care.max_chars * 4]):
+                await self._emergency(room_id, pair, event.event_id, locale, thread_root)
+            answer = self._text(verdict, role, command, locale)
             if role == "practitioner":  # what concerns their devices is for them only
-                await self._notices.notify(pair, room_id, text, "untrusted", event.event_id)
+                await self._notices.notify(pair, room_id, answer, "untrusted", event.event_id)
             else:
-                content = notice(text, reply_to=event.event_id)
+                content = notice(answer, reply_to=event.event_id, thread_root=thread_root)
                 content[TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
                 await self._store.enqueue(txn_for(event.event_id, "untrusted"), room_id, content)
             await self._store.mark_processed(event.event_id, room_id)
@@ -106,12 +110,15 @@ class TrustGate:
             return t.get("untrusted_command_identity", locale, device=device)
         return t.get("untrusted_command", locale, device=device)
 
-    async def _emergency(self, room_id: str, pair: Pair, event_id: str, locale: str) -> None:
+    async def _emergency(self, room_id: str, pair: Pair, event_id: str, locale: str, thread_root: str | None) -> None:
         care = self._state.care
         t = care.texts
         doc = pair.practitioner
         addressed = (doc.matrix_id, doc.display_name, t.get("emergency_for_practitioner", care.locale_of(pair, doc.matrix_id)))
-        content = notice(t.get("emergency_notice", locale), reply_to=event_id, addressed=addressed, extra={"carebot.emergency": True})
+        content = notice(
+            t.get("emergency_notice", locale), reply_to=event_id, thread_root=thread_root,
+            addressed=addressed, extra={"carebot.emergency": True},
+        )
         content[TO] = [pair.patient.matrix_id, doc.matrix_id]
         await self._store.enqueue(txn_for(event_id, "0"), room_id, content)
         await self._store.audit(pair.patient.id, "emergency.notice", room_id)
