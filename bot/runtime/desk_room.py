@@ -22,13 +22,14 @@ from bot.desk.content import desk_content
 from bot.desk.links import permalink
 from bot.desk.service import DeskPost, DeskService, is_elsewhere
 from bot.matrix.messages import notice, renewal_meta
+from bot.matrix.relations import read_message
 from bot.runtime.shared import TO, LiveState, Wake, txn_for
 from bot.store import Store
 
 log = structlog.get_logger("carebot")
 
 
-def pair_content(reply: Reply, pair: Pair, reply_to: str | None) -> dict[str, Any]:
+def pair_content(reply: Reply, pair: Pair, reply_to: str | None, thread_root: str | None = None) -> dict[str, Any]:
     """A pair-room answer holding the patient's half only; the practitioner stays mentioned
     (their client highlights it) when there was a half for them, which went to the desk."""
     extra: dict[str, Any] = {}
@@ -38,7 +39,7 @@ def pair_content(reply: Reply, pair: Pair, reply_to: str | None) -> dict[str, An
         extra["carebot.emergency"] = True
     if reply.disclaimer:
         extra["carebot.disclaimer"] = True
-    content = notice(reply.text, reply_to=reply_to, extra=extra)
+    content = notice(reply.text, reply_to=reply_to, thread_root=thread_root, extra=extra)
     if reply.for_practitioner is not None:
         content["m.mentions"] = {"user_ids": [pair.practitioner.matrix_id]}
     content[TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
@@ -68,6 +69,11 @@ class Desks:
         content[TO] = [practitioner.matrix_id]
         await self.store.enqueue(txn, room_id, content)
         return True
+
+
+    async def notify(self, practitioner: Practitioner, text: str, txn: str) -> bool:
+        """For PractitionerNotices: a notice for the practitioner alone, in their desk."""
+        return await self.post(practitioner, DeskPost(text), txn, mention=True)
 
 
 class DeskRoom:
@@ -129,10 +135,13 @@ class DeskRoom:
 
     async def _message(self, room_id: str, practitioner: Practitioner, event: RoomMessageText) -> None:
         d = self._desks
+        incoming = read_message(event.source.get("content", {}))  # a reply to a notice: what they typed
+        if incoming.is_edit:
+            return  # an edited command changes nothing: decisions are final
         async with d.store.transaction():
             if await d.store.is_processed(event.event_id):
                 return
-            outcome = await d.service.handle(d.state.care, practitioner, event.body, event.event_id, d.clock.now())
+            outcome = await d.service.handle(d.state.care, practitioner, incoming.text, event.event_id, d.clock.now())
             for n, post in enumerate(outcome.desk):
                 content = desk_content(post, practitioner)
                 content["m.relates_to"] = {"m.in_reply_to": {"event_id": event.event_id}}
