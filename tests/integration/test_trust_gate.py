@@ -60,6 +60,14 @@ async def _audit(bot: Any, action: str) -> list[dict]:
     return [row for row in await bot.store.audit_since(0) if row["action"] == action]
 
 
+async def _join_desk(bot: Any, practitioner: Any) -> str:
+    """The practitioner's desk, joined: what is for the practitioner alone goes there."""
+    desk = (await bot.store.desk("dr-a")).desk_room_id
+    await practitioner.wait_invite(timeout=TIMEOUT, room_id=desk)
+    await practitioner.join(desk)
+    return desk
+
+
 def _from_bot(bot_id: str, pred: Callable[[dict], bool]) -> Callable[[dict], bool]:
     return lambda e: e["sender"] == bot_id and bool(e.get("decrypted")) and "decryptionError" not in e and pred(e)
 
@@ -82,7 +90,7 @@ async def test_an_unsigned_device_of_the_practitioner_cannot_approve_but_the_sig
     try:
         async with running_bot(clinic.config_path) as bot:
             room_id = await patient.wait_invite(timeout=TIMEOUT)
-            assert await practitioner.wait_invite(timeout=TIMEOUT) == room_id
+            assert await practitioner.wait_invite(timeout=TIMEOUT, room_id=room_id) == room_id
             await patient.join(room_id)
             await practitioner.join(room_id)
             asked = await patient.send(room_id, "!renouveler Levothyroxine 75 µg")
@@ -98,10 +106,11 @@ async def test_an_unsigned_device_of_the_practitioner_cannot_approve_but_the_sig
             )
             assert not unsigned["signedByOwner"], unsigned
             await _until(lambda: _in_room(stolen, room_id), "the unsigned device sees the room")
+            desk = await _join_desk(bot, practitioner)
             await stolen.send(room_id, "!accepter R1 ok")
 
-            refusal = await wait_js_event(
-                practitioner, room_id,
+            refusal = await wait_js_event(  # in the practitioner's desk: for them alone
+                practitioner, desk,
                 _from_bot(bot_id, lambda e: stolen.device_id in str(e["content"].get("body", ""))),
                 "the refusal naming the unsigned device", TIMEOUT,
             )
@@ -152,9 +161,10 @@ async def test_an_identity_reset_of_the_patient_is_reported_and_withheld_until_t
     try:
         async with running_bot(clinic.config_path) as bot:
             room_id = await patient.wait_invite(timeout=TIMEOUT)
-            assert await practitioner.wait_invite(timeout=TIMEOUT) == room_id
+            assert await practitioner.wait_invite(timeout=TIMEOUT, room_id=room_id) == room_id
             await patient.join(room_id)
             await practitioner.join(room_id)
+            desk = await _join_desk(bot, practitioner)
             await wait_js_event(patient, room_id, _from_bot(bot_id, lambda e: e["content"].get("carebot.disclaimer") is True), "banner", TIMEOUT)
 
             # The first master key seen is pinned.
@@ -168,8 +178,8 @@ async def test_an_identity_reset_of_the_patient_is_reported_and_withheld_until_t
             changed = await _until(lambda: _audit(bot, "identity.changed"), "the reset audited")
             assert changed[0]["actor"] == "pat-1" and changed[0]["details"]["new"] == reset["masterKey"], changed
             assert changed[0]["details"]["pinned"] == first, changed
-            told = await wait_js_event(
-                practitioner, room_id,
+            told = await wait_js_event(  # in the practitioner's desk: for them alone
+                practitioner, desk,
                 _from_bot(bot_id, lambda e: "Pat Test" in str(e["content"].get("body", "")) and "identité" in str(e["content"].get("body", ""))),
                 "the practitioner told of the reset", TIMEOUT,
             )
@@ -227,9 +237,10 @@ async def test_in_tofu_mode_a_patient_who_resets_their_identity_reads_the_notice
     try:
         async with running_bot(clinic.config_path) as bot:
             room_id = await patient.wait_invite(timeout=TIMEOUT)
-            assert await practitioner.wait_invite(timeout=TIMEOUT) == room_id
+            assert await practitioner.wait_invite(timeout=TIMEOUT, room_id=room_id) == room_id
             await patient.join(room_id)
             await practitioner.join(room_id)
+            desk = await _join_desk(bot, practitioner)
             await _until(lambda: _pins(bot, patient_id), "the patient's identity pinned")
 
             reset = await patient.reset_cross_signing(clinic.patient[1])
@@ -238,8 +249,8 @@ async def test_in_tofu_mode_a_patient_who_resets_their_identity_reads_the_notice
                 "the patient reads the notice about their identity", TIMEOUT,
             )
             assert "Si ce n'est pas vous" in notice["content"]["body"], notice["content"]["body"]
-            told = await wait_js_event(
-                practitioner, room_id,
+            told = await wait_js_event(  # in the practitioner's desk: for them alone
+                practitioner, desk,
                 _from_bot(bot_id, lambda e: "Pat Test" in str(e["content"].get("body", "")) and "identité" in str(e["content"].get("body", ""))),
                 "the practitioner told of the reset", TIMEOUT,
             )
