@@ -24,6 +24,7 @@ from bot.desk.service import DeskPost, DeskService, is_elsewhere
 from bot.matrix.messages import notice, renewal_meta
 from bot.matrix.relations import read_message
 from bot.runtime.shared import TO, LiveState, Wake, txn_for
+from bot.runtime.trust_gate import TrustGate
 from bot.store import Store
 
 log = structlog.get_logger("carebot")
@@ -82,6 +83,11 @@ class DeskRoom:
     def __init__(self, client: AsyncClient, desks: Desks) -> None:
         self._client = client
         self._desks = desks
+        self._gate: TrustGate | None = None
+
+    def use_gate(self, gate: TrustGate) -> None:
+        """Decisions typed in the desk pass the same trust gate as in pair rooms."""
+        self._gate = gate
 
     async def handle(self, room_id: str, event: Any) -> bool:
         d = self._desks
@@ -138,6 +144,8 @@ class DeskRoom:
         incoming = read_message(event.source.get("content", {}))  # a reply to a notice: what they typed
         if incoming.is_edit:
             return  # an edited command changes nothing: decisions are final
+        if await self._refused(room_id, practitioner, event, incoming.text):
+            return
         async with d.store.transaction():
             if await d.store.is_processed(event.event_id):
                 return
@@ -153,6 +161,21 @@ class DeskRoom:
             await d.store.mark_processed(event.event_id, room_id)
         log.info("desk.command", room_id=room_id, decisions=len(outcome.pair))
         d.wake()
+
+
+    async def _refused(self, room_id: str, practitioner: Practitioner, event: RoomMessageText, text: str) -> bool:
+        """A decision from a device the gate does not trust changes nothing (told in the desk)."""
+        if self._gate is None:
+            return False
+        d = self._desks
+        parsed = cmd.parse(text, max_length=d.state.care.max_chars)
+        if not isinstance(parsed, cmd.Command) or parsed.name not in ("approve", "deny") or parsed.request_id is None:
+            return False
+        request = await d.store.request(parsed.request_id)
+        if request is None or request.practitioner_id != practitioner.id:
+            return False  # unknown to them: nothing would change
+        pair = d.state.care.roster.pair(request.patient_id, practitioner.id)
+        return pair is not None and await self._gate.refused(room_id, pair, "practitioner", event, text)
 
 
 class DeskRelay:

@@ -343,3 +343,61 @@ async def test_a_practitioner_who_leaves_the_desk_is_invited_again_and_welcomed(
         await s.doc.wait_invite(room_id=room_id, timeout=30)
         await s.doc.join(room_id)
     await wait_js_event(s.doc, s.desk, lambda e: e["eventId"] not in before and _bot_notice(s)(e) and str(e["content"]["body"]).startswith("Bienvenue"), "welcome again")
+
+
+async def test_a_decision_typed_in_the_desk_from_an_unsigned_device_changes_nothing(homeserver, new_user, tmp_path) -> None:
+    """The desk passes decisions through the same trust gate as pair rooms (`cross-signed`)."""
+    import asyncio
+
+    from tests.integration.helpers import make_clinic
+    from tests.interop.peer import JsPeer
+
+    clinic = make_clinic(tmp_path, homeserver, new_user)
+    config = yaml.safe_load(clinic.config_path.read_text())
+    clinic.config_path.write_text(yaml.safe_dump({**config, "trust": "cross-signed"}))
+    patient = await element_user("patient", clinic.patient, homeserver.url)
+    doc = await element_user("practitioner", clinic.practitioner, homeserver.url)
+    stolen = await JsPeer.start("desk-unsigned")
+    try:
+        async with running_bot(clinic.config_path) as bot:
+            bot_id = clinic.bot[0]
+            room_id = (await bot.store.room_for_pair("pat-1", "dr-a")).room_id
+            desk = (await bot.store.desk("dr-a")).desk_room_id
+            await patient.wait_invite(room_id=room_id, timeout=30)
+            await patient.join(room_id)
+            for r in (room_id, desk):
+                await doc.wait_invite(room_id=r, timeout=30)
+                await doc.join(r)
+            asked = await patient.send(room_id, f"!renouveler {LEVO}")
+            await wait_js_event(doc, desk, lambda e: e["sender"] == bot_id and (e["content"].get("carebot.renewal") or {}).get("id") == "R1", "the request in the desk")
+
+            await stolen.login(homeserver.url, *clinic.practitioner, device_name="Unknown laptop")
+
+            async def sees_desk() -> None:
+                while True:
+                    try:
+                        if (await stolen.room(desk))["membership"] == "join":
+                            return
+                    except Exception:  # noqa: BLE001 - not synced yet
+                        pass
+                    await asyncio.sleep(0.3)
+
+            await asyncio.wait_for(sees_desk(), 30)
+            await stolen.send(desk, "!accepter R1 ok")
+            refusal = await wait_js_event(
+                doc, desk, lambda e: e["sender"] == bot_id and e.get("decrypted") and stolen.device_id in str(e["content"].get("body", "")),
+                "the refusal naming the unsigned device",
+            )
+            assert "Unknown laptop" in refusal["content"]["body"], refusal["content"]["body"]
+            assert (await bot.store.request(1)).status == "pending"
+
+            await doc.send(desk, "!accepter R1 Ordonnance prête")
+            approved = await wait_js_event(
+                patient, room_id, lambda e: e["sender"] == bot_id and (e["content"].get("carebot.renewal") or {}).get("status") == "approved",
+                "the approval, from the signed device",
+            )
+            assert js_reply_to(approved) == asked
+    finally:
+        await stolen.close()
+        await doc.close()
+        await patient.close()
