@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from nio import AsyncClient, RoomMemberEvent, RoomMessageText
+from nio import AsyncClient, MegolmEvent, RoomMemberEvent, RoomMessageText
 
 from bot.care import commands as cmd
 from bot.care.renewals import Status, parse_id
@@ -25,6 +25,7 @@ from bot.matrix.messages import notice, renewal_meta
 from bot.matrix.relations import read_message
 from bot.runtime.shared import TO, LiveState, Wake, txn_for
 from bot.runtime.trust_gate import TrustGate
+from bot.runtime.undecryptable import UndecryptableMessages
 from bot.store import Store
 
 log = structlog.get_logger("carebot")
@@ -84,10 +85,13 @@ class DeskRoom:
         self._client = client
         self._desks = desks
         self._gate: TrustGate | None = None
+        self._undecryptable: UndecryptableMessages | None = None
 
-    def use_gate(self, gate: TrustGate) -> None:
-        """Decisions typed in the desk pass the same trust gate as in pair rooms."""
+    def use_gate(self, gate: TrustGate, undecryptable: UndecryptableMessages | None = None) -> None:
+        """Decisions typed in the desk pass the same trust gate as in pair rooms, and a message
+        the bot cannot decrypt is handled the same way too."""
         self._gate = gate
+        self._undecryptable = undecryptable
 
     async def handle(self, room_id: str, event: Any) -> bool:
         d = self._desks
@@ -104,6 +108,8 @@ class DeskRoom:
             await self._member(room_id, practitioner, event)
         elif isinstance(event, RoomMessageText) and event.sender == practitioner.matrix_id:
             await self._message(room_id, practitioner, event)
+        elif isinstance(event, MegolmEvent) and event.sender == practitioner.matrix_id and self._undecryptable is not None:
+            await self._undecryptable.hold(room_id, event)  # key asked for, retried, told if it never comes
         return True
 
     async def _space_member(self, room_id: str, practitioner_id: str, event: RoomMemberEvent) -> None:

@@ -108,7 +108,7 @@ def assemble(
     undecryptable = UndecryptableMessages(client, store, state, config.limits.undecryptable_wait_s, wake)
     gate = TrustGate(store, state, SenderTrustCheck(client, trust, store.is_owner_forwarded), wake, notices)
     if desk:
-        desk.room.use_gate(gate)
+        desk.room.use_gate(gate, undecryptable)
     router = Router(
         client, store, state,
         on_invite=Invites(client, store, state, wake).on_invite,

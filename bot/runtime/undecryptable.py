@@ -35,17 +35,21 @@ class UndecryptableMessages:
     async def handle(self, record: RoomRecord, pair: Pair | None, event: MegolmEvent) -> None:
         """Ask the sender's devices for the missing key and wait for it; the sender is told only
         if it never comes."""
+        await self.hold(record.room_id, event)
+
+    async def hold(self, room_id: str, event: MegolmEvent) -> None:
+        """The same for any room the bot answers in (a pair room, a practitioner's desk)."""
         if await self._store.is_processed(event.event_id):
             return
         try:
-            asked = await request_room_key(self._client, record.room_id, event)
+            asked = await request_room_key(self._client, room_id, event)
         except Exception as e:  # noqa: BLE001 - the homeserver is away: the retry still waits
-            log.warning("message.key_request_failed", room_id=record.room_id, error=type(e).__name__)
+            log.warning("message.key_request_failed", room_id=room_id, error=type(e).__name__)
             asked = False
         deadline = time.time() + self._wait_s
         async with self._store.transaction():
-            await self._store.add_undecryptable(event.event_id, record.room_id, deadline, event.source)
-        log.info("message.key_requested", room_id=record.room_id, event_id=event.event_id, asked=asked)
+            await self._store.add_undecryptable(event.event_id, room_id, deadline, event.source)
+        log.info("message.key_requested", room_id=room_id, event_id=event.event_id, asked=asked)
 
     async def retry(self, redeliver: EventHandler) -> None:
         """Try again the events that could not be decrypted; give up politely at the deadline.
@@ -82,13 +86,18 @@ class UndecryptableMessages:
             care = self._state.care
             record = await store.room(room_id)
             pair = care.roster.pair(record.patient_id, record.practitioner_id) if record else None
+            members: list[str] | None = [pair.patient.matrix_id, pair.practitioner.matrix_id] if pair else None
+            if record is None:  # a practitioner's desk: told there, to them alone
+                desk = await store.desk_by_room(room_id)
+                doc = care.roster.practitioner(desk.practitioner_id) if desk else None
+                members = [doc.matrix_id] if doc is not None and doc.matrix_id == event.sender else None
             async with store.transaction():
                 await store.drop_undecryptable(pending.event_id)
-                if pair is None or await store.is_processed(event.event_id):
+                if members is None or await store.is_processed(event.event_id):
                     continue
-                locale = care.locale_of(pair, event.sender)
+                locale = care.locale_of(pair, event.sender) if pair else care.locale_for_mxid(event.sender)
                 content = notice(care.texts.get("undecryptable", locale), reply_to=event.event_id)
-                content[TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
+                content[TO] = members
                 await store.enqueue(txn_for(event.event_id, "utd"), room_id, content)
                 await store.mark_processed(event.event_id, room_id)
             log.warning("message.undecryptable", room_id=room_id, event_id=event.event_id)

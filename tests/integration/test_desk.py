@@ -401,3 +401,32 @@ async def test_a_decision_typed_in_the_desk_from_an_unsigned_device_changes_noth
         await stolen.close()
         await doc.close()
         await patient.close()
+
+
+async def test_a_desk_message_the_bot_cannot_decrypt_gets_a_resend_request_in_the_desk(homeserver, new_user, tmp_path) -> None:
+    import uuid
+
+    from tests.integration.helpers import make_clinic
+    from tests.integration.test_undecryptable import _put_raw
+
+    clinic = make_clinic(tmp_path, homeserver, new_user)
+    config = yaml.safe_load(clinic.config_path.read_text())
+    clinic.config_path.write_text(yaml.safe_dump({**config, "limits": {"undecryptable_wait_s": 3}}))
+    doc = await clinic.user(clinic.practitioner, "doc").start()  # joins every invite
+    try:
+        async with running_bot(clinic.config_path) as bot:
+            desk = (await bot.store.desk("dr-a")).desk_room_id
+            await doc.wait_room(lambda r: r == desk)
+            await doc.wait_for(lambda m: m.room_id == desk and str(m.content.get("body", "")).startswith("Bienvenue"))
+            c = doc.client
+            never = _put_raw(clinic.homeserver, c.access_token, desk, {
+                "algorithm": "m.megolm.v1.aes-sha2",
+                "ciphertext": "AwgAEnACgAkLmt6qF84IK++J7UDH2Za1YVchHyprqTqsg2yyOwAtHaZTwyNg",
+                "sender_key": c.olm.account.identity_keys["curve25519"],
+                "session_id": "no-such-session-" + uuid.uuid4().hex,
+                "device_id": c.device_id,
+            })
+            resend = await doc.wait_for(replying_to(never))
+            assert resend.room_id == desk and "envoyer à nouveau" in resend.content["body"]
+    finally:
+        await doc.close()
