@@ -9,6 +9,7 @@ What it stores (documented for the clinic in the README):
 - `outbox`: replies decided but not yet confirmed sent; each has a transaction id so that a
   resend after a crash is de-duplicated by the homeserver. Sent rows are deleted.
 - `audit`: append-only records of requests, decisions, rooms and reloads (ids only).
+- `fhir_writes`, `fhir_tasks`, `fhir_state`: the clinic bridge (bot/fhir/tables.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+from bot.fhir import tables as fhir_tables
 
 Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
 
@@ -106,7 +109,7 @@ async def _v1(db: aiosqlite.Connection) -> None:
 
 
 # Ordered: index i migrates from version i to i + 1. Append, never edit a released one.
-MIGRATIONS: list[Migration] = [_v1]
+MIGRATIONS: list[Migration] = [_v1, fhir_tables.migrate]
 LATEST = len(MIGRATIONS)
 
 
@@ -162,7 +165,7 @@ def _request(row: aiosqlite.Row) -> Request:
     )
 
 
-class Store:
+class Store(fhir_tables.FhirTables):
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
         self.path = path

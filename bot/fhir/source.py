@@ -1,0 +1,127 @@
+"""The roster source: reads the clinic's FHIR server, builds the roster, keeps the last good one.
+
+`sync()` reads Patients, Practitioners, PractitionerRoles, Encounters and MedicationRequests
+page by page. The first sync (and every `full_every`-th, and a SIGHUP) reads everything; the
+others ask only for what changed (`_lastUpdated=ge<cursor>`, the cursor being the newest
+`meta.lastUpdated` the server returned, so the bot's clock does not matter) and merge it into
+what it had. A full read is what notices deleted resources. Each resource is parsed with the
+fhir.resources R4B models: one that does not parse is skipped and reported like any other
+unusable resource.
+
+`start()` is the start-up: a sync, saved to the store as the last good roster; if the server
+cannot be reached, the saved roster (with a log line saying so and how old it is).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from fhir.resources.R4B.encounter import Encounter
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.practitioner import Practitioner
+from fhir.resources.R4B.practitionerrole import PractitionerRole
+from pydantic import ValidationError
+
+from bot.fhir.client import FhirClient, FhirUnavailable
+from bot.fhir.mapping import Problem, RosterBuild, build_roster, roster_from_json, roster_to_json
+
+log = structlog.get_logger(__name__)
+
+MODELS: dict[str, Any] = {
+    "Patient": Patient,
+    "Practitioner": Practitioner,
+    "PractitionerRole": PractitionerRole,
+    "Encounter": Encounter,
+    "MedicationRequest": MedicationRequest,
+}
+SNAPSHOT = "roster"
+
+
+class NoRoster(Exception):
+    """The server is unreachable and no roster was ever saved: the bot cannot start."""
+
+
+class FhirRosterSource:
+    def __init__(self, client: FhirClient, store: Any = None, page_size: int = 500, full_every: int = 60) -> None:
+        self.client = client
+        self.store = store
+        self.page_size = page_size
+        self.full_every = full_every
+        self._cache: dict[str, dict[str, Any]] = {t: {} for t in MODELS}
+        self._invalid: dict[str, dict[str, Problem]] = {t: {} for t in MODELS}
+        self._cursor: dict[str, str] = {}
+        self._syncs = 0
+        self.last: RosterBuild | None = None
+
+    async def sync(self, full: bool = False) -> RosterBuild:
+        """Read the server (everything, or what changed) and build the roster. Raises FhirError."""
+        full = full or self._syncs % self.full_every == 0
+        fetched: dict[str, list[dict[str, Any]]] = {}
+        for rtype in MODELS:  # fetch everything before touching the cache: all or nothing
+            params: dict[str, Any] = {}
+            if not full and rtype in self._cursor:
+                params["_lastUpdated"] = "ge" + self._cursor[rtype]
+            fetched[rtype] = await self.client.search(rtype, params, self.page_size)
+        for rtype, items in fetched.items():
+            if full:
+                self._cache[rtype], self._invalid[rtype] = {}, {}
+            self._merge(rtype, items)
+        self._syncs += 1
+        build = build_roster(*(list(self._cache[t].values()) for t in MODELS))
+        build.problems[:0] = [p for t in MODELS for p in self._invalid[t].values()]
+        for t in MODELS:
+            if self._invalid[t]:
+                build.counts[f"{t}.skipped"] += len(self._invalid[t])
+        self.last = build
+        log.info(
+            "fhir.roster.synced",
+            full=full,
+            practitioners=len(build.roster.practitioners),
+            patients=len(build.roster.patients),
+            verified_pairs=len(build.roster.verified_pairs()),
+            skipped=len(build.problems),
+            first_skipped=[p.resource for p in build.problems[:5]],
+        )
+        return build
+
+    def _merge(self, rtype: str, items: list[dict[str, Any]]) -> None:
+        model = MODELS[rtype]
+        for raw in items:
+            rid = str(raw.get("id", "?"))
+            updated = (raw.get("meta") or {}).get("lastUpdated")
+            if isinstance(updated, str) and updated > self._cursor.get(rtype, ""):
+                self._cursor[rtype] = updated
+            try:
+                self._cache[rtype][rid] = model.model_validate(raw)
+                self._invalid[rtype].pop(rid, None)
+            except ValidationError as exc:
+                self._cache[rtype].pop(rid, None)
+                err = exc.errors()[0]
+                where = ".".join(str(x) for x in err["loc"])
+                self._invalid[rtype][rid] = Problem(f"{rtype}/{rid}", f"not a valid FHIR R4 {rtype} ({where}: {err['msg']})")
+
+    async def start(self) -> RosterBuild:
+        """The roster at start-up: from the server, else the last good one kept in the store."""
+        try:
+            build = await self.sync(full=True)
+        except FhirUnavailable as exc:
+            saved = await self.store.fhir_state(SNAPSHOT) if self.store is not None else None
+            if saved is None:
+                raise NoRoster(
+                    f"the FHIR server {self.client.url} cannot be reached ({exc}) and no roster from it was saved yet; "
+                    "check fhir.url and that the server is up, then start again"
+                ) from None
+            data, saved_at = saved
+            log.warning("fhir.roster.saved_copy_used", reason=str(exc)[:200], saved_age_s=round(time.time() - saved_at))
+            self.last = roster_from_json(data)
+            return self.last
+        await self.save(build)
+        return build
+
+    async def save(self, build: RosterBuild) -> None:
+        if self.store is not None:
+            async with self.store.transaction():
+                await self.store.save_fhir_state(SNAPSHOT, roster_to_json(build))
