@@ -3,6 +3,8 @@
     carebot check-config --config F      validate config, roster, policies, texts, lexicon
     carebot policy check --config F      list the eligibility rules (and their errors)
     carebot policy explain --config F --patient ID --practitioner ID --medication "..."
+    carebot fhir check --config F        read the roster from the FHIR server, list unusable resources
+    carebot roster import --csv F        practice-software CSV export -> validated roster.yaml
     carebot run | demo | recover | audit  (implemented in their own modules, imported lazily)
 
 Errors are printed one per line on stderr (file:line: key: message) and the exit code is 1.
@@ -14,7 +16,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from datetime import date
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.care.emergency import Lexicon
 from bot.care.policy import EligibilityContext, Policies, explain
@@ -146,6 +148,33 @@ def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return int(main_audit(args) or 0)
 
 
+def _fhir_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.fhir.setup import main_fhir_check
+
+    return main_fhir_check(args, out, err)
+
+
+def _roster_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.fhir.csv_roster import main_roster_import
+
+    return main_roster_import(args, out, err)
+
+
+def add_bridge_commands(sub: Any, with_config: Any) -> None:
+    """`carebot fhir check` and `carebot roster import` (the clinic bridge, bot/fhir/)."""
+    fhir = sub.add_parser("fhir", help="the clinic bridge to a FHIR R4 server")
+    fsub = fhir.add_subparsers(dest="fhir_command", required=True, metavar="ACTION")
+    p = with_config(fsub.add_parser("check", help="read the roster from fhir.url; print counts and the first unusable resources"))
+    p.set_defaults(func=_fhir_check)
+    roster = sub.add_parser("roster", help="roster tools")
+    rsub = roster.add_subparsers(dest="roster_command", required=True, metavar="ACTION")
+    p = rsub.add_parser("import", help="turn a practice-software CSV export into a validated roster.yaml")
+    p.add_argument("--csv", required=True, metavar="FILE", help="the CSV export (columns in the README; English or French headers)")
+    p.add_argument("--out", default="roster.yaml", metavar="FILE", help="the roster file to write (default: roster.yaml)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=_roster_import)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="carebot",
@@ -186,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("audit", help="print the renewal audit trail"))
     p.add_argument("--since", required=True, metavar="DATE", help="first day to include (YYYY-MM-DD)")
     p.set_defaults(func=_audit)
+    add_bridge_commands(sub, with_config)
     return parser
 
 
