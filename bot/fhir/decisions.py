@@ -21,7 +21,7 @@ import structlog
 from bot.care.renewals import Status, format_id
 from bot.care.service import Reply
 from bot.fhir.tables import DECIDE
-from bot.fhir.tasks import TaskView
+from bot.fhir.tasks import REQUEST_STATUS, TaskView
 
 log = structlog.get_logger(__name__)
 
@@ -48,15 +48,30 @@ class ClinicDecisions:
                 replies = await self.service.decide_from_clinic(care, pair, req.id, status, view.note, req.room_id)
                 await self.enqueue(req.room_id, pair, replies, key)
             elif req.status != status.value:
-                locale = care.locale_of(pair, pair.practitioner.matrix_id)
-                text = care.texts.get(
-                    "clinic_conflict_for_practitioner",
-                    locale,
-                    id=format_id(req.id),
-                    theirs=care.texts.get("state_" + status.value, locale),
-                    ours=care.texts.get("state_" + req.status, locale),
-                )
-                await self.enqueue(req.room_id, pair, [Reply("", for_practitioner=text)], key)
+                await self.enqueue(req.room_id, pair, [_conflict_notice(care, pair, req, status.value)], key)
                 await self.store.queue_fhir_write(req.id, DECIDE, {"conflict": status.value})
                 log.warning("fhir.task.conflict", request_id=format_id(req.id), kept=req.status, other=status.value)
             await self.store.save_task_link(view.request_id, view.task_id, view.version_id, view.status)
+
+    async def writer_conflict(self, req: Any, task_status: str) -> None:
+        """The writer found the Task decided otherwise by the clinic after carebot's decision."""
+        theirs = REQUEST_STATUS.get(task_status)
+        care = self.care()
+        pair = care.roster.pair(req.patient_id, req.practitioner_id)
+        if pair is None or theirs is None:
+            return
+        async with self.store.transaction():
+            await self.enqueue(req.room_id, pair, [_conflict_notice(care, pair, req, theirs)], f"fhir-conflict-{req.id}")
+
+
+def _conflict_notice(care: Any, pair: Any, req: Any, theirs: str) -> Reply:
+    """For the practitioner: the practice software's later decision was not applied."""
+    locale = care.locale_of(pair, pair.practitioner.matrix_id)
+    text = care.texts.get(
+        "clinic_conflict_for_practitioner",
+        locale,
+        id=format_id(req.id),
+        theirs=care.texts.get("state_" + theirs, locale),
+        ours=care.texts.get("state_" + req.status, locale),
+    )
+    return Reply("", for_practitioner=text)
