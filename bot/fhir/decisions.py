@@ -20,7 +20,7 @@ import structlog
 
 from bot.care.renewals import Status, format_id
 from bot.care.service import Reply
-from bot.fhir.tables import DECIDE
+from bot.store.fhir import DECIDE
 from bot.fhir.tasks import REQUEST_STATUS, TaskView
 
 log = structlog.get_logger(__name__)

@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bot.care.policy import normalize_medication
+from bot.care.medication import normalize_medication
 from bot.care.roster import Patient, Practitioner, Roster, check_id, check_mxid
 
 MATRIX_URI_PREFIX = "matrix:u/"

@@ -22,10 +22,11 @@ from typing import Any
 
 import structlog
 
+from bot.care.medication import match_treatment
 from bot.care.renewals import format_id
 from bot.faults import crash_point
 from bot.fhir.client import FhirClient, FhirRejected, FhirUnavailable, VersionConflict
-from bot.fhir.tables import CREATE, DECIDE
+from bot.store.fhir import CREATE, DECIDE
 from bot.fhir.tasks import FINAL_TASK_STATUSES, TASK_STATUS, decided_task, if_none_exist, new_task, read_task
 
 log = structlog.get_logger(__name__)
@@ -140,7 +141,10 @@ async def queue_for_replies(store: Any, build: Any, pair: Any, renewals: list[tu
             continue
         if status == "pending":
             req = await store.request(request_id)
-            focus = build.focus_for(pair.patient.id, pair.practitioner.id, req.medication) if (build and req) else None
+            focus = None
+            if build is not None and req is not None:
+                treatment = match_treatment(pair, req.medication)  # the same matching as the policies
+                focus = build.focus_for(pair.patient.id, pair.practitioner.id, treatment.name if treatment else req.medication)
             await store.queue_fhir_write(request_id, CREATE, {"focus": focus})
         else:
             link = await store.task_link(request_id)
