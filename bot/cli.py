@@ -53,7 +53,8 @@ def load_all(config_path: str) -> Loaded:
             errors.extend(exc.errors)
             return None
 
-    roster = attempt(Roster.load, config.roster.path)
+    # With the clinic bridge the roster is read from the FHIR server: `carebot fhir check`.
+    roster = Roster() if config.fhir is not None else attempt(Roster.load, config.roster.path)
     policies = attempt(Policies.load, config.policies.path)
     texts = attempt(Texts.load, config.policies.path)
     lexicon = attempt(Lexicon.load, config.policies.path)
@@ -75,6 +76,8 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"{len(x.lexicon.terms)} emergency terms, {len(x.texts.keys())} texts",
         file=out,
     )
+    if x.config.fhir is not None:
+        print(f"The roster comes from {x.config.fhir.url}: check it with `carebot fhir check --config {args.config}`.", file=out)
     return 0
 
 

@@ -51,11 +51,12 @@ class CareContext:
     flood_per_minute: int
 
     @classmethod
-    def load(cls, config: Any) -> "CareContext":
+    def load(cls, config: Any, roster: Roster | None = None) -> "CareContext":
+        """Load roster (unless given: the FHIR bridge's), policies, texts and lexicon."""
         errors: list[ConfigError] = []
-        loaded: dict[str, Any] = {}
+        loaded: dict[str, Any] = {} if roster is None else {"roster": roster}
         for name, loader, arg in (
-            ("roster", Roster.load, config.roster.path),
+            ("roster", (lambda _path: roster) if roster is not None else Roster.load, config.roster.path),
             ("policies", Policies.load, config.policies.path),
             ("texts", Texts.load, config.policies.path),
             ("lexicon", Lexicon.load, config.policies.path),

@@ -29,11 +29,12 @@ Enqueue = Callable[[str, Any, list[Reply], str], Awaitable[None]]
 
 
 class ClinicDecisions:
-    def __init__(self, store: Any, service: Any, care: Callable[[], Any], enqueue: Enqueue) -> None:
+    def __init__(self, store: Any, service: Any, care: Callable[[], Any], enqueue: Enqueue, wake: Callable[[], None] = lambda: None) -> None:
         self.store = store
         self.service = service
         self.care = care
         self.enqueue = enqueue
+        self.wake = wake  # the outbox, after the transaction
 
     async def __call__(self, view: TaskView) -> None:
         status = Status(view.request_status) if view.request_status else None
@@ -52,6 +53,7 @@ class ClinicDecisions:
                 await self.store.queue_fhir_write(req.id, DECIDE, {"conflict": status.value})
                 log.warning("fhir.task.conflict", request_id=format_id(req.id), kept=req.status, other=status.value)
             await self.store.save_task_link(view.request_id, view.task_id, view.version_id, view.status)
+        self.wake()
 
     async def writer_conflict(self, req: Any, task_status: str) -> None:
         """The writer found the Task decided otherwise by the clinic after carebot's decision."""
@@ -62,6 +64,7 @@ class ClinicDecisions:
             return
         async with self.store.transaction():
             await self.enqueue(req.room_id, pair, [_conflict_notice(care, pair, req, theirs)], f"fhir-conflict-{req.id}")
+        self.wake()
 
 
 def _conflict_notice(care: Any, pair: Any, req: Any, theirs: str) -> Reply:

@@ -35,11 +35,12 @@ class Conversation:
     kinds = (RoomMessageText,)
     active_pairs_only = True
 
-    def __init__(self, store: Store, service: CareService, state: LiveState, wake: Wake) -> None:
+    def __init__(self, store: Store, service: CareService, state: LiveState, wake: Wake, bridge: Any = None) -> None:
         self._store = store
         self._service = service
         self._state = state
         self._wake = wake
+        self._bridge = bridge  # the clinic bridge (bot/fhir/bridge.py), when fhir.url is set
 
     async def handle(self, record: RoomRecord, pair: Pair | None, event: RoomMessageText) -> None:
         assert pair is not None  # active_pairs_only
@@ -60,6 +61,10 @@ class Conversation:
                 await self._store.enqueue(
                     txn_for(event.event_id, str(n)), room_id, reply_content(reply, pair, event.event_id)
                 )
+            if self._bridge is not None:  # the Task writes commit with the request or decision
+                await self._bridge.queue(pair, replies)
             await self._store.mark_processed(event.event_id, room_id)
         crash_point("after_commit")
         self._wake()  # start sending while the rest of the batch is handled
+        if self._bridge is not None:
+            self._bridge.wake()  # the FHIR write happens later, in the bridge's own task
