@@ -209,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run a throwaway homeserver with a demo roster")
     p.add_argument("--dir", required=True, metavar="D", help="working directory for the demo")
+    p.add_argument("--fhir", action="store_true", help="read the roster from a throwaway FHIR server (make run-fhir)")
     p.set_defaults(func=_demo)
 
     p = with_config(sub.add_parser("recover", help="restore the bot's cross-signing keys from the recovery key"))

@@ -76,7 +76,7 @@ class FhirRosterSource:
             if self._invalid[t]:
                 build.counts[f"{t}.skipped"] += len(self._invalid[t])
         self.last = build
-        log.info(
+        (log.info if full else log.debug)(
             "fhir.roster.synced",
             full=full,
             practitioners=len(build.roster.practitioners),

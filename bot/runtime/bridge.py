@@ -14,7 +14,9 @@ import structlog
 from bot.care.roster import Pair, Roster
 from bot.care.service import CareService, Reply
 from bot.config import Config
+from bot.fhir.auth import AuthError
 from bot.fhir.bridge import Bridge
+from bot.fhir.client import FhirRejected
 from bot.fhir.decisions import ClinicDecisions
 from bot.fhir.source import NoRoster
 from bot.matrix.messages import notice
@@ -35,6 +37,9 @@ async def open_bridge(config: Config, store: Store) -> Bridge | None:
         await bridge.start()
     except NoRoster as exc:
         raise ConfigErrors([config.error("fhir.url", str(exc))]) from None
+    except (AuthError, FhirRejected) as exc:  # credentials or permissions: the admin must act
+        key = "fhir.token_file" if config.fhir.token_file else "fhir.smart" if config.fhir.smart else "fhir.url"
+        raise ConfigErrors([config.error(key, f"the FHIR server did not let the bot read the roster: {exc}")]) from None
     return bridge
 
 

@@ -98,3 +98,24 @@ async def test_unreachable_server_and_nothing_saved_is_a_clear_error(medplum: Me
             await _source(medplum, store).start()
     finally:
         await store.close()
+
+
+async def test_a_missing_token_file_at_start_is_an_error_naming_the_key(medplum: MedplumServer, tmp_path: Path) -> None:
+    from bot.config import load_config
+    from bot.runtime.bridge import open_bridge
+    from bot.yamlutil import ConfigErrors
+
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "homeserver: {url: 'http://127.0.0.1:1'}\nbot: {user_id: '@carebot:clinic.example'}\n"
+        "storage: {path: ./data}\nroster: {path: ./roster.yaml}\npolicies: {path: ./policies}\n"
+        f"fhir:\n  url: '{medplum.url}'\n  token_file: ./missing-token\n"
+    )
+    store = await Store.open(tmp_path / "db.sqlite")
+    try:
+        with pytest.raises(ConfigErrors) as caught:
+            await open_bridge(load_config(path), store)
+        [error] = caught.value.errors
+        assert error.key == "fhir.token_file" and error.line == 8 and "missing-token" in error.message
+    finally:
+        await store.close()
