@@ -4,8 +4,10 @@
 
 1. roster sync   --patients patients (each with a finished Encounter and a long-term
                  MedicationRequest, 1 practitioner per 500 patients) on the Medplum test server:
-                 wall time and Python peak memory (tracemalloc) of a full sync, then of an
-                 incremental sync after 10 changes. Repeated 3 times, spread shown.
+                 wall time, carebot's own CPU time (the rest is the test server, whose
+                 in-memory search copies every match for each page) and Python peak memory
+                 (tracemalloc) of a full sync, then the wall time of an incremental sync after
+                 10 changes. Repeated 3 times, spread shown.
 2. renewal       the work done for one `!renouveler` inside its transaction (what the patient's
                  reply waits for), with the bridge on (the Task write queued in the same
                  transaction) and off, interleaved; p50/p95 in ms. The FHIR write itself runs
@@ -57,9 +59,9 @@ def synthetic_roster(patients: int) -> Roster:
 async def _sync_once(url: str, page_size: int) -> dict[str, float]:
     source = FhirRosterSource(FhirClient(url, timeout_s=300), page_size=page_size)
     tracemalloc.start()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     build = await source.sync(full=True)
-    full_s = time.perf_counter() - t0
+    full_s, full_cpu = time.perf_counter() - t0, time.process_time() - c0
     _cur, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     for i in range(10):  # ten changes on the server, then an incremental sync
@@ -69,7 +71,7 @@ async def _sync_once(url: str, page_size: int) -> dict[str, float]:
     t0 = time.perf_counter()
     await source.sync()
     incr_s = time.perf_counter() - t0
-    return {"full_s": full_s, "peak_mib": peak / 2**20, "incremental_s": incr_s, "patients": len(build.roster.patients),
+    return {"full_s": full_s, "full_cpu_s": full_cpu, "peak_mib": peak / 2**20, "incremental_s": incr_s, "patients": len(build.roster.patients),
             "verified_pairs": len(build.roster.verified_pairs())}
 
 
@@ -91,9 +93,10 @@ async def bench_sync(server: MedplumServer, patients: int, repeats: int = 3, pag
         "page_size": page_size,
         "server_load_s": round(load_s, 1),
         "full_sync_s": spread("full_s"),
+        "full_sync_carebot_cpu_s": spread("full_cpu_s"),
         "full_sync_peak_python_mib": spread("peak_mib"),
         "incremental_sync_after_10_changes_s": spread("incremental_s"),
-        "roster_ok": all(r["patients"] == patients and r["verified_pairs"] == patients for r in runs),
+        "roster_ok": all(r["patients"] == patients and r["verified_pairs"] >= patients for r in runs),
     }
 
 

@@ -1,7 +1,7 @@
 """The one door to the clinic's FHIR server: fhirpy's async client, with auth and error kinds.
 
-fhirpy does the HTTP, the search parameters and the paging (`Bundle.link[next]`, checked to
-stay on the server's base URL). Two FHIR interactions it has no public call for — conditional
+fhirpy does the HTTP, the search parameters and the URLs of the pages (`Bundle.link[next]`,
+checked to stay on the server's base URL). Two FHIR interactions it has no public call for — conditional
 create with the `If-None-Exist` header and versioned update with `If-Match` — go through its
 `_do_request` here and nowhere else.
 
@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import aiohttp
 from fhirpy import AsyncFHIRClient
+from fhirpy.base.utils import parse_pagination_url
 from fhirpy.base.exceptions import (
     AuthorizationError,
     ForbiddenError,
@@ -106,14 +108,25 @@ class FhirClient:
         raise AssertionError("unreachable")
 
     # -- reads ---------------------------------------------------------------------------
+    async def pages(self, resource_type: str, params: dict[str, Any] | None = None, page_size: int = 500) -> AsyncIterator[list[dict[str, Any]]]:
+        """The matching resources one search page at a time, following Bundle.link[next].
+
+        fhirpy builds each URL (and refuses a next link off the server's base URL); the pages
+        are read as JSON, without fhirpy's resource wrappers, which cost a third of a sync.
+        """
+        path: str = resource_type
+        query: dict[str, Any] | None = {**(params or {}), "_count": page_size}
+        while True:
+            bundle = await self._call(lambda p=path, q=query: self._client._fetch_resource(p, q))
+            yield [e["resource"] for e in bundle.get("entry") or [] if isinstance(e, dict) and "resource" in e]
+            next_url = next((link.get("url") for link in bundle.get("link") or [] if link.get("relation") == "next"), None)
+            if not next_url:
+                return
+            path, query = parse_pagination_url(next_url)
+
     async def search(self, resource_type: str, params: dict[str, Any] | None = None, page_size: int = 500) -> list[dict[str, Any]]:
-        """Every resource matching `params`, following Bundle.link[next] page by page."""
-
-        async def run() -> list[dict[str, Any]]:
-            search = self._client.resources(resource_type).search(**(params or {})).limit(page_size)
-            return [item.serialize() async for item in search]
-
-        return list(await self._call(run))
+        """Every resource matching `params`, all pages."""
+        return [r async for page in self.pages(resource_type, params, page_size) for r in page]
 
     async def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
         async def run() -> dict[str, Any]:

@@ -57,18 +57,42 @@ class FhirRosterSource:
         self.last: RosterBuild | None = None
 
     async def sync(self, full: bool = False) -> RosterBuild:
-        """Read the server (everything, or what changed) and build the roster. Raises FhirError."""
+        """Read the server (everything, or what changed) and build the roster. Raises FhirError.
+
+        Each page is parsed as it arrives (only typed resources are kept, not the JSON), into a
+        staging area that replaces or updates the cache only once every type was read.
+        """
         full = full or self._syncs % self.full_every == 0
-        fetched: dict[str, list[dict[str, Any]]] = {}
-        for rtype in MODELS:  # fetch everything before touching the cache: all or nothing
+        staged: dict[str, tuple[dict[str, Any], dict[str, Problem], str]] = {}
+        for rtype, model in MODELS.items():
             params: dict[str, Any] = {}
             if not full and rtype in self._cursor:
                 params["_lastUpdated"] = "ge" + self._cursor[rtype]
-            fetched[rtype] = await self.client.search(rtype, params, self.page_size)
-        for rtype, items in fetched.items():
+            good: dict[str, Any] = {}
+            bad: dict[str, Problem] = {}
+            cursor = self._cursor.get(rtype, "")
+            async for page in self.client.pages(rtype, params, self.page_size):
+                for raw in page:
+                    cursor = max(cursor, _updated(raw))
+                    rid, parsed = _parse(rtype, model, raw)
+                    if isinstance(parsed, Problem):
+                        bad[rid] = parsed
+                    else:
+                        good[rid] = parsed
+            staged[rtype] = (good, bad, cursor)
+        for rtype, (good, bad, cursor) in staged.items():
             if full:
-                self._cache[rtype], self._invalid[rtype] = {}, {}
-            self._merge(rtype, items)
+                self._cache[rtype], self._invalid[rtype] = good, bad
+            else:
+                for rid in good:
+                    self._invalid[rtype].pop(rid, None)
+                for rid in bad:
+                    self._cache[rtype].pop(rid, None)
+                self._cache[rtype].update(good)
+                self._invalid[rtype].update(bad)
+            if cursor:
+                self._cursor[rtype] = cursor
+        del staged
         self._syncs += 1
         build = build_roster(*(list(self._cache[t].values()) for t in MODELS))
         build.problems[:0] = [p for t in MODELS for p in self._invalid[t].values()]
@@ -86,22 +110,6 @@ class FhirRosterSource:
             first_skipped=[p.resource for p in build.problems[:5]],
         )
         return build
-
-    def _merge(self, rtype: str, items: list[dict[str, Any]]) -> None:
-        model = MODELS[rtype]
-        for raw in items:
-            rid = str(raw.get("id", "?"))
-            updated = (raw.get("meta") or {}).get("lastUpdated")
-            if isinstance(updated, str) and updated > self._cursor.get(rtype, ""):
-                self._cursor[rtype] = updated
-            try:
-                self._cache[rtype][rid] = model.model_validate(raw)
-                self._invalid[rtype].pop(rid, None)
-            except ValidationError as exc:
-                self._cache[rtype].pop(rid, None)
-                err = exc.errors()[0]
-                where = ".".join(str(x) for x in err["loc"])
-                self._invalid[rtype][rid] = Problem(f"{rtype}/{rid}", f"not a valid FHIR R4 {rtype} ({where}: {err['msg']})")
 
     async def start(self) -> RosterBuild:
         """The roster at start-up: from the server, else the last good one kept in the store."""
@@ -125,3 +133,19 @@ class FhirRosterSource:
         if self.store is not None:
             async with self.store.transaction():
                 await self.store.save_fhir_state(SNAPSHOT, roster_to_json(build))
+
+
+def _updated(raw: dict[str, Any]) -> str:
+    value = (raw.get("meta") or {}).get("lastUpdated")
+    return value if isinstance(value, str) else ""
+
+
+def _parse(rtype: str, model: Any, raw: dict[str, Any]) -> tuple[str, Any]:
+    """(id, the typed resource) or (id, Problem) when it does not parse as an R4 resource."""
+    rid = str(raw.get("id", "?"))
+    try:
+        return rid, model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        return rid, Problem(f"{rtype}/{rid}", f"not a valid FHIR R4 {rtype} ({where}: {err['msg']})")
