@@ -80,6 +80,12 @@ class RoomsConfig(_Model):
     max_concurrent_creations: int = Field(4, ge=1, le=64)
 
 
+def _fhir_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"'{value}' is not an http(s) URL. Write the FHIR server's base URL, like 'https://ehr.clinic.example/fhir/R4'.")
+    return value.rstrip("/")
+
+
 class SmartConfig(_Model):
     """SMART Backend Services: client_credentials with a private_key_jwt assertion."""
 
@@ -94,7 +100,7 @@ class SmartConfig(_Model):
 class FhirConfig(_Model):
     """The clinic bridge (HL7 FHIR R4): roster from the server, requests mirrored as Tasks."""
 
-    url: Annotated[str, AfterValidator(_url)]
+    url: Annotated[str, AfterValidator(_fhir_url)]
     token_file: RelPath | None = None
     smart: SmartConfig | None = None
     poll_s: float = Field(60.0, ge=1, le=86400)
