@@ -101,8 +101,8 @@ class Bridge:
                     log.warning("fhir.unavailable", error=type(exc).__name__, detail=str(exc)[:200] if isinstance(exc, AuthError) else None)
                     self._down = True
                 next_poll = loop.time() + min(self.poll_s, 5.0)
-            except Exception:  # noqa: BLE001 - the bridge must never stop the bot
-                log.exception("fhir.loop_error")
+            except Exception as exc:  # noqa: BLE001 - the bridge must never stop the bot
+                log.error("fhir.loop_error", error=type(exc).__name__)  # no message: it may quote data
                 next_poll = loop.time() + self.poll_s
             wait = max(0.05, next_poll - loop.time()) if not self._down else min(self.poll_s, 5.0)
             with contextlib.suppress(asyncio.TimeoutError):

@@ -66,8 +66,8 @@ def decided_task(current: dict[str, Any], status: str, note: str | None, when: d
     notes = list(task.get("note") or [])
     if status == "approved" and note:
         notes.append({"text": note, "time": task["lastModified"]})
-    if status == "denied":
-        task["statusReason"] = {"text": note or ""}
+    if status == "denied" and note:
+        task["statusReason"] = {"text": note}
     if conflict_note:
         notes.append({"text": conflict_note, "time": task["lastModified"]})
     if notes:

@@ -64,7 +64,7 @@ class TaskWriter:
                 except FhirUnavailable as exc:
                     log.info("fhir.write.deferred", request_id=format_id(w.request_id), kind=w.kind, error=type(exc).__name__)
                     return done
-                except FhirRejected as exc:
+                except (FhirRejected, ValueError) as exc:  # refused, or a Task our models refuse to send
                     log.warning("fhir.write.refused", request_id=format_id(w.request_id), kind=w.kind, error=type(exc).__name__, attempts=w.attempts + 1)
                     async with self.store.transaction():
                         await self.store.fhir_write_failed(w.request_id, w.kind, str(exc))

@@ -173,3 +173,18 @@ async def test_a_late_clinic_decision_on_a_decided_request_is_not_applied_and_th
     [task] = await env.tasks()
     assert task["status"] == "cancelled" and "already been answered" in task["note"][-1]["text"]
     assert env.conflicts == []  # told once, by the poller's path
+
+
+async def test_a_write_the_server_refuses_is_kept_and_does_not_block_the_others(env: Env) -> None:
+    import urllib.request
+
+    await env.say("patient", "!renew Levothyroxine 75 µg", "$e1")
+    await env.writer.drain()
+    await env.say("practitioner", "!approve R1", "$e2")
+    await env.say("patient", "!renew Levothyroxine 75 µg", "$e3")
+    link = await env.store.task_link(1)
+    urllib.request.urlopen(urllib.request.Request(f"{env.server.url}/Task/{link.task_id}", method="DELETE"), timeout=10).close()
+    assert await env.writer.drain() == 1  # R2's Task is written; R1's update is refused (gone)
+    [(request_id, kind, attempts)] = [(w.request_id, w.kind, w.attempts) for w in await env.store.fhir_writes()]
+    assert (request_id, kind, attempts) == (1, "decide", 1)
+    assert [t["identifier"][0]["value"] for t in await env.tasks()] == ["R2"]
