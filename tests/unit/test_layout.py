@@ -16,10 +16,6 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _legacy_exempt(path: Path) -> bool:
-    # bot/matrix/crypto.py is being split into the package bot/matrix/crypto/ on its own branch;
-    # the monolith is tolerated only until that package exists beside it (never after).
-    return path == BOT / "matrix" / "crypto.py" and not (BOT / "matrix" / "crypto").is_dir()
 
 
 def _modules() -> dict[str, Path]:
@@ -101,7 +97,7 @@ def test_no_module_longer_than_400_lines():
     too_long = {
         str(p.relative_to(BOT.parent)): n
         for p in _modules().values()
-        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES and not _legacy_exempt(p)
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert too_long == {}
 
@@ -109,8 +105,6 @@ def test_no_module_longer_than_400_lines():
 def test_no_class_longer_than_250_lines():
     too_long = {}
     for path in _modules().values():
-        if _legacy_exempt(path):
-            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef) and (n := node.end_lineno - node.lineno + 1) > MAX_CLASS_LINES:
                 too_long[f"{path.relative_to(BOT.parent)}:{node.name}"] = n
