@@ -179,3 +179,23 @@ async def test_sigkill_between_commit_and_fhir_write_gives_one_task(homeserver, 
 
 async def _sql_zero(db: sqlite3.Connection, sql: str) -> bool:
     return db.execute(sql).fetchone()[0] == 0
+
+
+async def test_a_patient_added_on_the_fhir_server_gets_a_room_without_a_restart(homeserver, new_user, tmp_path, medplum):
+    clinic = fhir_clinic(tmp_path, homeserver, new_user, medplum)
+    newcomer = new_user("patient")
+    async with running_bot(clinic.config_path) as bot:
+        assert await bot.store.room_for_pair("pat-2", "dr-a") is None
+        uri = "matrix:u/" + newcomer[0][1:]
+        upload(medplum.url, [
+            {"resourceType": "Patient", "id": "pat-2", "name": [{"text": "Nouveau Patient"}], "telecom": [{"system": "other", "value": uri}]},
+            {"resourceType": "Encounter", "id": "enc-pat-2", "status": "finished", "class": {"code": "AMB"},
+             "subject": {"reference": "Patient/pat-2"}, "participant": [{"individual": {"reference": "Practitioner/dr-a"}}],
+             "period": {"start": "2026-10-01T09:00:00Z"}},
+        ])
+        record = await eventually(lambda: bot.store.room_for_pair("pat-2", "dr-a"))
+        user = await clinic.user(newcomer, "newcomer").start()
+        try:
+            await user.wait_room(lambda r: r == record.room_id)
+        finally:
+            await user.close()
