@@ -8,6 +8,8 @@
                  in-memory search copies every match for each page) and Python peak memory
                  (tracemalloc) of a full sync, then the wall time of an incremental sync after
                  10 changes. Repeated 3 times, spread shown.
+   (The end-to-end `!renouveler` round trip through Synapse, bridge off vs on, is
+   bench/fhir_e2e.py; `run(..., e2e_rounds=N)` includes it.)
 2. renewal       the work done for one `!renouveler` inside its transaction (what the patient's
                  reply waits for), with the bridge on (the Task write queued in the same
                  transaction) and off, interleaved; p50/p95 in ms. The FHIR write itself runs
@@ -163,10 +165,10 @@ async def bench_renewal(server: MedplumServer, renewals: int) -> dict[str, Any]:
     }
 
 
-async def run(patients: int = 10000, renewals: int = 200) -> dict[str, Any]:
+async def run(patients: int = 10000, renewals: int = 200, e2e_rounds: int = 0) -> dict[str, Any]:
     server = MedplumServer().start()
     try:
-        results = {
+        results: dict[str, Any] = {
             "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip(),
             "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip(),
             "sync": await bench_sync(server, patients),
@@ -174,6 +176,10 @@ async def run(patients: int = 10000, renewals: int = 200) -> dict[str, Any]:
         }
     finally:
         server.stop()
+    if e2e_rounds:
+        from bench.fhir_e2e import bench_e2e
+
+        results["renew_roundtrip"] = await bench_e2e(e2e_rounds)
     return results
 
 
@@ -181,9 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.fhir", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--patients", type=int, default=10000)
     p.add_argument("--renewals", type=int, default=200)
+    p.add_argument("--e2e-rounds", type=int, default=60, help="!renouveler round trips through Synapse per side (0: skip)")
     p.add_argument("--out", default=str(REPO / "bench" / "fhir-results.json"))
     args = p.parse_args(argv)
-    results = asyncio.run(run(args.patients, args.renewals))
+    results = asyncio.run(run(args.patients, args.renewals, args.e2e_rounds))
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     json.dump(results, sys.stdout, indent=2)
     print()

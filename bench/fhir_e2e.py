@@ -126,5 +126,7 @@ async def bench_e2e(rounds: int = 30) -> dict[str, Any]:
 
 if __name__ == "__main__":
     import json
+    import sys
 
-    print(json.dumps(asyncio.run(bench_e2e()), indent=2))
+    out = asyncio.run(bench_e2e(int(sys.argv[1]) if len(sys.argv) > 1 else 30))
+    print(json.dumps(out, indent=2))

@@ -36,8 +36,9 @@ OnRoster = Callable[[Roster], Awaitable[None]]
 
 
 class Bridge:
-    def __init__(self, client: FhirClient, store: Any, poll_s: float = 60.0, page_size: int = 500) -> None:
+    def __init__(self, client: FhirClient, store: Any, poll_s: float = 60.0, page_size: int = 500, drain_delay_s: float = 0.3) -> None:
         self.client = client
+        self.drain_delay_s = drain_delay_s
         self.store = store
         self.poll_s = poll_s
         self.source = FhirRosterSource(client, store, page_size=page_size)
@@ -107,6 +108,11 @@ class Bridge:
             wait = max(0.05, next_poll - loop.time()) if not self._down else min(self.poll_s, 5.0)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wait_any(stop), timeout=wait)
+            if self._wake.is_set() and not stop.is_set():
+                # Woken by a new request or decision: let its Matrix reply go out first, so the
+                # patient's answer never shares the event loop with the FHIR write.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.drain_delay_s)
 
     async def _wait_any(self, stop: asyncio.Event) -> None:
         waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
