@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from bot.care.medication import match_treatment
-from bot.care.renewals import format_id
+from bot.care.renewals import format_id, parse_id
 from bot.faults import crash_point
 from bot.fhir.client import FhirClient, FhirRejected, FhirUnavailable, VersionConflict
 from bot.store.fhir import CREATE, DECIDE
@@ -133,8 +133,6 @@ async def queue_for_replies(store: Any, build: Any, pair: Any, renewals: list[tu
     its focus), a final one a `decide`; a duplicate row is ignored, and a decide that finds the
     Task already in that status writes nothing.
     """
-    from bot.care.renewals import parse_id
-
     for rid, status in renewals:
         request_id = parse_id(rid)
         if request_id is None or status == "ineligible":
