@@ -165,7 +165,7 @@ async def bench_renewal(server: MedplumServer, renewals: int) -> dict[str, Any]:
     }
 
 
-async def run(patients: int = 10000, renewals: int = 200, e2e_rounds: int = 0) -> dict[str, Any]:
+async def run(patients: int = 10000, renewals: int = 200, e2e_rounds: int = 0, e2e_gap_s: float = 1.0) -> dict[str, Any]:
     server = MedplumServer().start()
     try:
         results: dict[str, Any] = {
@@ -179,7 +179,7 @@ async def run(patients: int = 10000, renewals: int = 200, e2e_rounds: int = 0) -
     if e2e_rounds:
         from bench.fhir_e2e import bench_e2e
 
-        results["renew_roundtrip"] = await bench_e2e(e2e_rounds)
+        results["renew_roundtrip"] = await bench_e2e(e2e_rounds, e2e_gap_s)
     return results
 
 
@@ -188,9 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--patients", type=int, default=10000)
     p.add_argument("--renewals", type=int, default=200)
     p.add_argument("--e2e-rounds", type=int, default=60, help="!renouveler round trips through Synapse per side (0: skip)")
+    p.add_argument("--e2e-gap", type=float, default=1.0, help="seconds between one patient's requests (0: back to back)")
     p.add_argument("--out", default=str(REPO / "bench" / "fhir-results.json"))
     args = p.parse_args(argv)
-    results = asyncio.run(run(args.patients, args.renewals, args.e2e_rounds))
+    results = asyncio.run(run(args.patients, args.renewals, args.e2e_rounds, args.e2e_gap))
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     json.dump(results, sys.stdout, indent=2)
     print()

@@ -4,7 +4,9 @@ Two carebot processes on one throwaway Synapse, each with its own patient and th
 practitioner: bot A reads roster.yaml, bot B reads the same people from the Medplum FHIR server
 and mirrors every request as a Task. Each round, each patient sends `!renouveler …` (timed:
 send -> decrypted reply) then `!annuler` (so the policies allow the next one); the order of the
-two bots alternates every round. Both bots get every advantage the other has (same policies,
+two bots alternates every round, with `gap_s` between one patient's requests (the same for
+both; back to back, the bridged bot's Task writes for the previous request share the event
+loop with the next reply). Both bots get every advantage the other has (same policies,
 flood guard off, same homeserver, same machine).
 """
 
@@ -64,7 +66,7 @@ def _pct(vals: list[float]) -> dict[str, float]:
             "min_ms": round(s[0], 1), "max_ms": round(s[-1], 1), "n": len(s)}
 
 
-async def bench_e2e(rounds: int = 30) -> dict[str, Any]:
+async def bench_e2e(rounds: int = 30, gap_s: float = 1.0) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="carebot-bench-fhir-e2e-"))
     hs = Homeserver(tmp / "synapse")
     fhir = MedplumServer(log_path=tmp / "fhir.log")
@@ -98,6 +100,7 @@ async def bench_e2e(rounds: int = 30) -> dict[str, Any]:
             for i, kind in order:
                 times[kind].append(await patients[i].roundtrip(rooms[i], f"!renouveler {MEDICATION}", 60))
                 await patients[i].roundtrip(rooms[i], f"!annuler R{n}", 60)
+                await asyncio.sleep(gap_s)  # patients do not write back to back; same gap both sides
         client = FhirClient(fhir.url)
         deadline = time.monotonic() + 60
         while True:  # the Tasks catch up after the replies: wait for all of them, cancelled
@@ -107,6 +110,7 @@ async def bench_e2e(rounds: int = 30) -> dict[str, Any]:
             await asyncio.sleep(0.5)
         return {
             "rounds": rounds,
+            "gap_between_requests_s": gap_s,
             "renew_roundtrip_bridge_off": _pct(times["off"]),
             "renew_roundtrip_bridge_on": _pct(times["on"]),
             "tasks_on_server": len(tasks),
