@@ -1,6 +1,7 @@
 """FHIR R4 resources -> the roster (the same `Roster` object the YAML loader builds).
 
-Pure: typed resources in (fhir.resources R4B models), a `RosterBuild` out. The mapping is the
+Pure: resources in (fhir.resources R4B models, or their records from facts.py), a
+`RosterBuild` out. The mapping is the
 contract in design.md, "Clinic bridge (HL7 FHIR R4)":
 
 - Matrix ids: `telecom` entries with `system: other` and a Matrix URI `matrix:u/<localpart>:<server>`.
@@ -29,9 +30,9 @@ from pydantic import ValidationError
 
 from bot.care.medication import normalize_medication
 from bot.care.roster import Patient, Practitioner, Roster, check_id, check_mxid
+from bot.fhir.facts import Person, fact
 
 MATRIX_URI_PREFIX = "matrix:u/"
-LONG_TERM_CODE = "continuous"
 
 
 @dataclass(frozen=True)
@@ -74,40 +75,7 @@ def uri_from_mxid(mxid: str) -> str:
     return MATRIX_URI_PREFIX + urllib.parse.quote(mxid[1:], safe=":.=-_/+")
 
 
-def _matrix_uris(telecom: Any) -> list[str]:
-    return [t.value for t in (telecom or []) if t.system == "other" and t.value and t.value.startswith("matrix:")]
-
-
-def _name(names: Any) -> str | None:
-    for n in names or []:
-        if n.text and n.text.strip():
-            return n.text.strip()
-        parts = [*(n.prefix or []), *(n.given or []), *([n.family] if n.family else [])]
-        if parts:
-            return " ".join(p.strip() for p in parts if p and p.strip())
-    return None
-
-
-def _locale(patient: Any) -> str | None:
-    for c in patient.communication or []:
-        for coding in c.language.coding or []:
-            code = (coding.code or "").lower()[:2]
-            if code in ("fr", "en") and (c.preferred or len(patient.communication) == 1):
-                return code
-    return None
-
-
-def _ref_id(ref: Any, resource_type: str) -> str | None:
-    """'Patient/abc' (relative, or absolute ending so, or with /_history/) -> 'abc'."""
-    if ref is None or not ref.reference:
-        return None
-    parts = ref.reference.split("/_history/")[0].rstrip("/").split("/")
-    if len(parts) >= 2 and parts[-2] == resource_type:
-        return parts[-1]
-    return None
-
-
-def _person(kind: str, res: Any, problems: list[Problem]) -> tuple[str, str, str] | None:
+def _person(kind: str, res: Person, problems: list[Problem]) -> tuple[str, str, str] | None:
     """(id, matrix id, display name) of a Patient or Practitioner, or None (problem recorded)."""
     where = f"{kind}/{res.id}"
     try:
@@ -115,7 +83,7 @@ def _person(kind: str, res: Any, problems: list[Problem]) -> tuple[str, str, str
     except ValueError:
         problems.append(Problem(where, "its id is not usable as a roster id (only a-z, 0-9 and '-'); give it a lowercase id"))
         return None
-    uris = _matrix_uris(res.telecom)
+    uris = res.uris
     if not uris:
         problems.append(Problem(where, "no Matrix URI in telecom (system 'other', value 'matrix:u/<user>:<server>')"))
         return None
@@ -124,7 +92,7 @@ def _person(kind: str, res: Any, problems: list[Problem]) -> tuple[str, str, str
     except ValueError as exc:
         problems.append(Problem(where, f"the Matrix URI in telecom {exc}"))
         return None
-    name = _name(res.name)
+    name = res.name
     if not name:
         problems.append(Problem(where, "no name; add a name (text, or given and family)"))
         return None
@@ -138,6 +106,9 @@ def build_roster(
     encounters: list[Any],
     medication_requests: list[Any],
 ) -> RosterBuild:
+    """The roster from resources: typed R4B models or their records (bot/fhir/facts.py)."""
+    patients, practitioners, roles = [fact(r) for r in patients], [fact(r) for r in practitioners], [fact(r) for r in roles]
+    encounters, medication_requests = [fact(r) for r in encounters], [fact(r) for r in medication_requests]
     problems: list[Problem] = []
     counts: Counter[str] = Counter()
 
@@ -148,7 +119,7 @@ def build_roster(
     for res in practitioners:
         seen_prac.add(res.id or "")
         person = _person("Practitioner", res, problems)
-        if person is None or res.active is False:
+        if person is None or not res.active:
             counts["Practitioner.skipped"] += 1
             continue
         pid, mxid, name = person
@@ -161,15 +132,15 @@ def build_roster(
         counts["Practitioner.used"] += 1
     for role in roles:
         where = f"PractitionerRole/{role.id}"
-        pid = _ref_id(role.practitioner, "Practitioner")
+        pid = role.practitioner
         if pid is None or pid not in seen_prac:
             problems.append(Problem(where, "its practitioner reference is missing or unknown"))
             counts["PractitionerRole.skipped"] += 1
             continue
-        if pid not in pracs or role.active is False:
+        if pid not in pracs or not role.active:
             counts["PractitionerRole.ignored"] += 1
             continue
-        uris = _matrix_uris(role.telecom)
+        uris = role.uris
         wanted = pracs[pid]["matrix_id"]
         ok = False
         for uri in uris:
@@ -192,7 +163,7 @@ def build_roster(
     for res in patients:
         seen_pat.add(res.id or "")
         person = _person("Patient", res, problems)
-        if person is None or res.active is False:
+        if person is None or not res.active:
             counts["Patient.skipped"] += 1
             continue
         pid, mxid, name = person
@@ -202,18 +173,16 @@ def build_roster(
             counts["Patient.skipped"] += 1
             continue
         pat_mxids[mxid] = f"Patient/{pid}"
-        pats[pid] = {"id": pid, "matrix_id": mxid, "display_name": name, "locale": _locale(res)}
+        pats[pid] = {"id": pid, "matrix_id": mxid, "display_name": name, "locale": res.locale}
         counts["Patient.used"] += 1
 
-    def link(kind: str, res: Any, patient_ref: Any, prac_refs: list[Any]) -> list[tuple[str, str]] | None:
+    def link(kind: str, res: Any, pat: str | None, prac_ids: tuple[str | None, ...]) -> list[tuple[str, str]] | None:
         where = f"{kind}/{res.id}"
-        pat = _ref_id(patient_ref, "Patient")
         if pat is None or pat not in seen_pat:
             problems.append(Problem(where, "its patient reference is missing or unknown"))
             return None
         out = []
-        for ref in prac_refs:
-            prac = _ref_id(ref, "Practitioner")
+        for prac in prac_ids:
             if prac is None:
                 continue
             if prac not in seen_prac:
@@ -229,14 +198,13 @@ def build_roster(
         if enc.status != "finished":
             counts["Encounter.ignored"] += 1
             continue
-        pairs = link("Encounter", enc, enc.subject, [p.individual for p in enc.participant or []])
-        when = (enc.period.end or enc.period.start) if enc.period else None
-        if pairs is None or when is None:
-            if when is None and pairs is not None:
+        pairs = link("Encounter", enc, enc.patient, enc.practitioners)
+        day = enc.day
+        if pairs is None or day is None:
+            if day is None and pairs is not None:
                 problems.append(Problem(f"Encounter/{enc.id}", "finished but without period.start or period.end"))
             counts["Encounter.skipped"] += 1
             continue
-        day = when.date() if hasattr(when, "date") else when
         for key in pairs:
             entry = care.setdefault(key, {"practitioner": key[1], "last_consultation": None, "treatments": []})
             if entry["last_consultation"] is None or day > entry["last_consultation"]:
@@ -249,18 +217,16 @@ def build_roster(
         if mr.status != "active" or mr.intent not in ("order", "plan"):
             counts["MedicationRequest.ignored"] += 1
             continue
-        pairs = link("MedicationRequest", mr, mr.subject, [mr.requester])
-        concept = mr.medicationCodeableConcept
-        name = (concept.text or (concept.coding[0].display if concept.coding else None)) if concept else None
-        if pairs is None or not name or not name.strip():
+        pairs = link("MedicationRequest", mr, mr.patient, (mr.practitioner,))
+        name = mr.name
+        if pairs is None or not name:
             if pairs is not None:
                 problems.append(Problem(f"MedicationRequest/{mr.id}", "no medication name (medicationCodeableConcept.text or coding display)"))
             counts["MedicationRequest.skipped"] += 1
             continue
-        long_term = any(c.code == LONG_TERM_CODE for c in (mr.courseOfTherapyType.coding or [])) if mr.courseOfTherapyType else False
         for key in pairs:
             entry = care.setdefault(key, {"practitioner": key[1], "last_consultation": None, "treatments": []})
-            entry["treatments"].append({"name": name.strip(), "long_term": long_term})
+            entry["treatments"].append({"name": name, "long_term": mr.long_term})
             focus.setdefault((key[0], key[1], normalize_medication(name)), mr.id)
         counts["MedicationRequest.used"] += 1
 

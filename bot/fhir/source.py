@@ -1,7 +1,8 @@
 """The roster source: reads the clinic's FHIR server, builds the roster, keeps the last good one.
 
 `sync()` reads Patients, Practitioners, PractitionerRoles, Encounters and MedicationRequests
-page by page. The first sync (and every `full_every`-th, and a SIGHUP) reads everything; the
+page by page, each resource parsed with its fhir.resources R4B model and kept as a small
+record of what the roster needs (bot/fhir/facts.py). The first sync (and every `full_every`-th, and a SIGHUP) reads everything; the
 others ask only for what changed (`_lastUpdated=ge<cursor>`, the cursor being the newest
 `meta.lastUpdated` the server returned, so the bot's clock does not matter) and merge it into
 what it had. A full read is what notices deleted resources. Each resource is parsed with the
@@ -26,6 +27,7 @@ from fhir.resources.R4B.practitionerrole import PractitionerRole
 from pydantic import ValidationError
 
 from bot.fhir.client import FhirClient, FhirUnavailable
+from bot.fhir.facts import fact
 from bot.fhir.mapping import Problem, RosterBuild, build_roster, roster_from_json, roster_to_json
 
 log = structlog.get_logger(__name__)
@@ -141,10 +143,12 @@ def _updated(raw: dict[str, Any]) -> str:
 
 
 def _parse(rtype: str, model: Any, raw: dict[str, Any]) -> tuple[str, Any]:
-    """(id, the typed resource) or (id, Problem) when it does not parse as an R4 resource."""
+    """(id, the resource's record) or (id, Problem) when it does not parse as an R4 resource.
+
+    Validated with the R4B model, kept as a small record (bot/fhir/facts.py)."""
     rid = str(raw.get("id", "?"))
     try:
-        return rid, model.model_validate(raw)
+        return rid, fact(model.model_validate(raw))
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
