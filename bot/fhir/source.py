@@ -15,6 +15,7 @@ cannot be reached, the saved roster (with a log line saying so and how old it is
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -55,37 +56,50 @@ class FhirRosterSource:
         self._cache: dict[str, dict[str, Any]] = {t: {} for t in MODELS}
         self._invalid: dict[str, dict[str, Problem]] = {t: {} for t in MODELS}
         self._cursor: dict[str, str] = {}
+        self._seen: dict[str, dict[str, str]] = {t: {} for t in MODELS}  # id -> meta.lastUpdated
         self._syncs = 0
         self.last: RosterBuild | None = None
 
     async def sync(self, full: bool = False) -> RosterBuild:
         """Read the server (everything, or what changed) and build the roster. Raises FhirError.
 
-        Each page is parsed as it arrives (only typed resources are kept, not the JSON), into a
-        staging area that replaces or updates the cache only once every type was read.
+        Each page is parsed as it arrives (only records are kept, not the JSON), into a staging
+        area that replaces or updates the cache only once every type was read. When nothing
+        changed, the roster in force is returned as it is (not rebuilt).
         """
         full = full or self._syncs % self.full_every == 0
         staged: dict[str, tuple[dict[str, Any], dict[str, Problem], str]] = {}
+        seen_now: dict[str, dict[str, str]] = {}
         for rtype, model in MODELS.items():
             params: dict[str, Any] = {}
             if not full and rtype in self._cursor:
                 params["_lastUpdated"] = "ge" + self._cursor[rtype]
             good: dict[str, Any] = {}
             bad: dict[str, Problem] = {}
+            updated: dict[str, str] = {}
             cursor = self._cursor.get(rtype, "")
+            seen = self._seen[rtype]
             async for page in self.client.pages(rtype, params, self.page_size):
-                for raw in page:
-                    cursor = max(cursor, _updated(raw))
-                    rid, parsed = _parse(rtype, model, raw)
+                if not full:  # `ge` returns the newest ones again: skip the versions already had
+                    page = [raw for raw in page if seen.get(str(raw.get("id"))) != _updated(raw) or not _updated(raw)]
+                # Parsing is CPU work: in a thread, so the bot's replies are not held up.
+                for raw_updated, rid, parsed in await asyncio.to_thread(_parse_page, rtype, model, page):
+                    cursor = max(cursor, raw_updated)
+                    updated[rid] = raw_updated
                     if isinstance(parsed, Problem):
                         bad[rid] = parsed
                     else:
                         good[rid] = parsed
             staged[rtype] = (good, bad, cursor)
+            seen_now[rtype] = updated
+        if not full and self.last is not None and not any(g or b for g, b, _c in staged.values()):
+            self._syncs += 1
+            return self.last  # nothing changed on the server
         for rtype, (good, bad, cursor) in staged.items():
             if full:
-                self._cache[rtype], self._invalid[rtype] = good, bad
+                self._cache[rtype], self._invalid[rtype], self._seen[rtype] = good, bad, seen_now[rtype]
             else:
+                self._seen[rtype].update(seen_now[rtype])
                 for rid in good:
                     self._invalid[rtype].pop(rid, None)
                 for rid in bad:
@@ -96,7 +110,7 @@ class FhirRosterSource:
                 self._cursor[rtype] = cursor
         del staged
         self._syncs += 1
-        build = build_roster(*(list(self._cache[t].values()) for t in MODELS))
+        build = await asyncio.to_thread(build_roster, *(list(self._cache[t].values()) for t in MODELS))
         build.problems[:0] = [p for t in MODELS for p in self._invalid[t].values()]
         for t in MODELS:
             if self._invalid[t]:
@@ -140,6 +154,10 @@ class FhirRosterSource:
 def _updated(raw: dict[str, Any]) -> str:
     value = (raw.get("meta") or {}).get("lastUpdated")
     return value if isinstance(value, str) else ""
+
+
+def _parse_page(rtype: str, model: Any, page: list[dict[str, Any]]) -> list[tuple[str, str, Any]]:
+    return [(_updated(raw), *_parse(rtype, model, raw)) for raw in page]
 
 
 def _parse(rtype: str, model: Any, raw: dict[str, Any]) -> tuple[str, Any]:

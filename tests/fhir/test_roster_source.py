@@ -119,3 +119,14 @@ async def test_a_missing_token_file_at_start_is_an_error_naming_the_key(medplum:
         assert error.key == "fhir.token_file" and error.line == 8 and "missing-token" in error.message
     finally:
         await store.close()
+
+
+async def test_an_incremental_refresh_with_no_change_keeps_the_roster_without_rebuilding(medplum: MedplumServer) -> None:
+    upload(medplum.url, data.resources())
+    source = _source(medplum)
+    first = await source.sync()
+    assert await source.sync() is first
+    medplum.post({"resourceType": "Patient", "id": "x", "name": [{"text": "Nouveau"}],
+                  "telecom": [{"system": "other", "value": "matrix:u/nouveau:clinic.example"}]})
+    third = await source.sync()
+    assert third is not first and len(third.roster.patients) == 4
