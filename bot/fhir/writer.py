@@ -53,6 +53,8 @@ class TaskWriter:
             batch = await self.store.fhir_writes(limit=100)
             progressed = False
             for w in batch:
+                if not w.due(self.clock()):
+                    continue  # refused recently: later
                 req = await self.store.request(w.request_id)
                 try:
                     if req is None:  # purged by retention: nothing left to mirror
@@ -67,13 +69,13 @@ class TaskWriter:
                 except (FhirRejected, ValueError) as exc:  # refused, or a Task our models refuse to send
                     log.warning("fhir.write.refused", request_id=format_id(w.request_id), kind=w.kind, error=type(exc).__name__, attempts=w.attempts + 1)
                     async with self.store.transaction():
-                        await self.store.fhir_write_failed(w.request_id, w.kind, str(exc))
+                        await self.store.fhir_write_failed(w.request_id, w.kind, str(exc), at=self.clock())
                     continue
                 async with self.store.transaction():
                     await self.store.fhir_write_done(w.request_id, w.kind)
                 done += 1
                 progressed = True
-            if not progressed or len(batch) < 100:
+            if not progressed or len(batch) < 100:  # (a full batch of refused rows waits too)
                 return done
 
     async def _create(self, req: Any, payload: dict[str, Any]) -> None:

@@ -33,6 +33,7 @@ async def migrate(db: aiosqlite.Connection) -> None:
             payload TEXT NOT NULL,
             created_at REAL NOT NULL,
             attempts INTEGER NOT NULL DEFAULT 0,
+            failed_at REAL,
             last_error TEXT,
             PRIMARY KEY (request_id, kind)
         )""",
@@ -57,6 +58,11 @@ class FhirWrite:
     kind: str  # create | decide
     payload: dict[str, Any]
     attempts: int
+    failed_at: float | None = None
+
+    def due(self, now: float) -> bool:
+        """A refused write is tried again after 1, 2, 4 … minutes (at most hourly)."""
+        return self.failed_at is None or now - self.failed_at >= min(3600.0, 60.0 * 2 ** (self.attempts - 1))
 
 
 @dataclass(frozen=True)
@@ -81,20 +87,20 @@ class FhirTables:
 
     async def fhir_writes(self, limit: int = 100) -> list[FhirWrite]:
         async with self._db.execute(
-            "SELECT request_id, kind, payload, attempts FROM fhir_writes "
+            "SELECT request_id, kind, payload, attempts, failed_at FROM fhir_writes "
             "ORDER BY request_id, CASE kind WHEN 'create' THEN 0 ELSE 1 END LIMIT ?",
             (limit,),
         ) as cur:
             rows = await cur.fetchall()
-        return [FhirWrite(int(r[0]), str(r[1]), dict(json.loads(r[2])), int(r[3])) for r in rows]
+        return [FhirWrite(int(r[0]), str(r[1]), dict(json.loads(r[2])), int(r[3]), r[4]) for r in rows]
 
     async def fhir_write_done(self, request_id: int, kind: str) -> None:
         await self._db.execute("DELETE FROM fhir_writes WHERE request_id = ? AND kind = ?", (request_id, kind))
 
-    async def fhir_write_failed(self, request_id: int, kind: str, error: str) -> None:
+    async def fhir_write_failed(self, request_id: int, kind: str, error: str, at: float | None = None) -> None:
         await self._db.execute(
-            "UPDATE fhir_writes SET attempts = attempts + 1, last_error = ? WHERE request_id = ? AND kind = ?",
-            (error[:500], request_id, kind),
+            "UPDATE fhir_writes SET attempts = attempts + 1, failed_at = ?, last_error = ? WHERE request_id = ? AND kind = ?",
+            (time.time() if at is None else at, error[:500], request_id, kind),
         )
 
     async def fhir_queue_length(self) -> int:

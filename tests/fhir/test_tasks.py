@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,10 @@ async def test_a_write_the_server_refuses_is_kept_and_does_not_block_the_others(
     [(request_id, kind, attempts)] = [(w.request_id, w.kind, w.attempts) for w in await env.store.fhir_writes()]
     assert (request_id, kind, attempts) == (1, "decide", 1)
     assert [t["identifier"][0]["value"] for t in await env.tasks()] == ["R2"]
+    now = [time.time()]
+    env.writer.clock = lambda: now[0]
+    await env.writer.drain()  # refused a moment ago: not tried again yet
+    assert [w.attempts for w in await env.store.fhir_writes()] == [1]
+    now[0] += 61
+    await env.writer.drain()  # a minute later: tried again (and refused again)
+    assert [w.attempts for w in await env.store.fhir_writes()] == [2]
