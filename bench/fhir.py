@@ -166,10 +166,11 @@ async def bench_renewal(server: MedplumServer, renewals: int) -> dict[str, Any]:
 
 
 async def run(patients: int = 10000, renewals: int = 200, e2e_rounds: int = 0, e2e_gap_s: float = 1.0) -> dict[str, Any]:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
     server = MedplumServer().start()
     try:
         results: dict[str, Any] = {
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip(),
+            "commit": commit,  # taken at the start: the code measured
             "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip(),
             "sync": await bench_sync(server, patients),
             "renewal": await bench_renewal(server, renewals),
