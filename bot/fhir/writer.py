@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from bot.care.medication import match_treatment
+from bot.care.matching import match_treatment
 from bot.care.renewals import format_id, parse_id
 from bot.faults import crash_point
 from bot.fhir.client import FhirClient, FhirRejected, FhirUnavailable, VersionConflict
