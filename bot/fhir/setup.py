@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 from typing import Any, TextIO
 
+from bot.care.renewals import format_id
 from bot.config import Config, load_config
 from bot.fhir.auth import AuthError, BearerTokenFile, SmartBackendAuth
 from bot.fhir.client import FhirClient, FhirError
@@ -54,7 +57,31 @@ async def _check(config: Config, out: TextIO, err: TextIO) -> int:
         print(f"{len(build.problems)} resource(s) skipped or partly ignored; the first {min(SHOWN_PROBLEMS, len(build.problems))}:", file=out)
         for p in build.problems[:SHOWN_PROBLEMS]:
             print(f"  {p}", file=out)
+    _print_queue(Path(config.storage.path) / "carebot.db", out)
     return 0
+
+
+def _print_queue(db: Path, out: TextIO) -> None:
+    """The Task writes waiting in the bot's database, if there is one (opened read only)."""
+    if not db.exists():
+        return
+    try:
+        conn = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True, timeout=5)
+        try:
+            rows = conn.execute(
+                "SELECT request_id, kind, attempts, last_error FROM fhir_writes ORDER BY request_id, kind"
+            ).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return  # an older database without the bridge's tables, or busy: nothing to say
+    if not rows:
+        print("Task writes waiting: none", file=out)
+        return
+    refused = [r for r in rows if r[2]]
+    print(f"Task writes waiting: {len(rows)} ({len(refused)} refused by the server, retried later)", file=out)
+    for request_id, kind, attempts, error in refused[:SHOWN_PROBLEMS]:
+        print(f"  {format_id(request_id)} {kind}: refused {attempts} time(s): {error}", file=out)
 
 
 def main_fhir_check(args: Any, out: TextIO, err: TextIO) -> int:

@@ -42,3 +42,29 @@ def test_fhir_check_names_the_url_key_when_the_server_is_down(medplum: MedplumSe
     out, err = io.StringIO(), io.StringIO()
     assert main_fhir_check(Args(_config(tmp_path, medplum.url)), out, err) == 1
     assert "config.yaml: fhir.url:" in err.getvalue() and "server is up" in err.getvalue()
+
+
+def test_fhir_check_lists_task_writes_the_server_refused(medplum: MedplumServer, tmp_path: Path) -> None:
+    import asyncio
+
+    from bot.store import Store
+
+    upload(medplum.url, data.resources())
+    config = _config(tmp_path, medplum.url)
+    (tmp_path / "data").mkdir()
+
+    async def queue() -> None:
+        store = await Store.open(tmp_path / "data" / "carebot.db")
+        try:
+            async with store.transaction():
+                await store.queue_fhir_write(7, "create", {})
+                await store.queue_fhir_write(8, "decide", {})
+                await store.fhir_write_failed(8, "decide", "Task/abc: gone")
+        finally:
+            await store.close()
+
+    asyncio.run(queue())
+    out, err = io.StringIO(), io.StringIO()
+    assert main_fhir_check(Args(config), out, err) == 0, err.getvalue()
+    assert "Task writes waiting: 2 (1 refused by the server, retried later)" in out.getvalue()
+    assert "R8 decide: refused 1 time(s): Task/abc: gone" in out.getvalue()
