@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from bot.care.matching import match_treatment
 from bot.care.roster import Roster
 from bot.fhir.auth import AuthError
 from bot.fhir.client import FhirClient, FhirError
@@ -29,6 +30,7 @@ from bot.fhir.mapping import RosterBuild
 from bot.fhir.poller import DecisionPoller
 from bot.fhir.source import FhirRosterSource
 from bot.fhir.writer import TaskWriter, queue_for_replies
+from bot.store.fhir import CREATE, DECIDE
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +91,8 @@ class Bridge:
             try:
                 await self.writer.drain()
                 if loop.time() >= next_poll or self._full:
+                    await self._sweep()
+                    await self.writer.drain()
                     await self._refresh_roster()
                     if self.poller is not None:
                         await self.poller.poll()
@@ -121,6 +125,25 @@ class Bridge:
         finally:
             for w in waits:
                 w.cancel()
+
+    async def _sweep(self) -> None:
+        """Queue what no path queued: requests made or decided elsewhere (a room closed by a
+        roster change, a decision from another part of the bot, requests from before the
+        bridge was turned on). The queue rows are idempotent, so this can never double."""
+        missing, undecided = await self.store.fhir_unmirrored()
+        if not missing and not undecided:
+            return
+        async with self.store.transaction():
+            for request_id, patient_id, practitioner_id, medication in missing:
+                focus = None
+                pair = self.build.roster.pair(patient_id, practitioner_id) if self.build is not None else None
+                if pair is not None:
+                    treatment = match_treatment(pair, medication)
+                    focus = self.build.focus_for(patient_id, practitioner_id, treatment.name if treatment else medication)
+                await self.store.queue_fhir_write(request_id, CREATE, {"focus": focus})
+            for request_id in undecided:
+                await self.store.queue_fhir_write(request_id, DECIDE, {})
+        log.info("fhir.sweep.queued", creates=len(missing), decides=len(undecided))
 
     async def _refresh_roster(self) -> None:
         full, self._full = self._full, False

@@ -37,6 +37,7 @@ from bot.runtime.housekeeping import Housekeeping
 from bot.runtime.invites import Invites
 from bot.runtime.membership import Membership
 from bot.runtime.outbox import Outbox
+from bot.runtime.redactions import Redactions
 from bot.runtime.reconcile import Reconciler
 from bot.runtime.reload import Reloader
 from bot.runtime.router import Router
@@ -45,6 +46,8 @@ from bot.runtime.undecryptable import UndecryptableMessages
 from bot.store import Store
 
 log = structlog.get_logger("carebot")
+
+OUTBOX_STOP_GRACE_S = 10.0
 
 SYNC_FILTER: dict[str, Any] = {
     "room": {
@@ -85,8 +88,8 @@ def assemble(
         client, store, state, room_version=room_version,
         max_concurrent_creations=config.rooms.max_concurrent_creations, wake=wake,
     )
-    service = CareService(store)
     undecryptable = UndecryptableMessages(client, store, state, config.limits.undecryptable_wait_s, wake)
+    service = CareService(store)
     router = Router(
         client, store, state,
         on_invite=Invites(client, store, state, wake).on_invite,
@@ -94,7 +97,8 @@ def assemble(
         handlers=[
             Membership(client, store, state, wake),
             undecryptable,
-            Conversation(store, service, state, wake, bridge),
+            Conversation(store, service, state, wake, bridge=bridge),
+            Redactions(client, store, state, wake, bridge=bridge),
         ],
         wake=wake,
     )
@@ -225,8 +229,18 @@ class CareBot:
         finally:
             stop.set()
             parts.outbox.wake()
+            sending = tasks[1]
             for task in tasks:
-                task.cancel()
+                if task is not sending:
+                    task.cancel()
+            # The outbox finishes the item in flight (sent, then removed from the outbox)
+            # rather than being cut between the two; if the homeserver does not answer in
+            # time it is abandoned cleanly: still queued, re-sent at the next start under the
+            # same transaction id, which the homeserver de-duplicates.
+            try:
+                await asyncio.wait_for(asyncio.shield(sending), OUTBOX_STOP_GRACE_S)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - stopping anyway
+                sending.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
 

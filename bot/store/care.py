@@ -87,6 +87,12 @@ class CareTables:
             row = await cur.fetchone()
         return None if row is None else _request(row)
 
+    async def request_by_event(self, event_id: str) -> Request | None:
+        """The request made by this message, if any."""
+        async with self._db.execute("SELECT * FROM requests WHERE event_id = ?", (event_id,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else _request(row)
+
     async def requests_in_room(self, room_id: str, status: str | None = None) -> list[Request]:
         sql = "SELECT * FROM requests WHERE room_id = ?"
         params: tuple[Any, ...] = (room_id,)

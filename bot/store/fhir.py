@@ -124,6 +124,26 @@ class FhirTables:
             row = await cur.fetchone()
         return None if row is None else TaskLink(int(row[0]), str(row[1]), row[2], str(row[3]))
 
+    async def fhir_unmirrored(self) -> tuple[list[tuple[int, str, str, str]], list[int]]:
+        """What the queue misses, whatever path made or decided the request: pending requests
+        with no Task and no create queued (id, patient, practitioner, medication), and
+        decided requests whose Task is still `requested` with no decide queued (ids)."""
+        async with self._db.execute(
+            "SELECT r.id, r.patient_id, r.practitioner_id, r.medication FROM requests r "
+            "LEFT JOIN fhir_tasks t ON t.request_id = r.id "
+            "LEFT JOIN fhir_writes w ON w.request_id = r.id AND w.kind = 'create' "
+            "WHERE r.status = 'pending' AND t.request_id IS NULL AND w.request_id IS NULL ORDER BY r.id"
+        ) as cur:
+            missing = [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in await cur.fetchall()]
+        async with self._db.execute(
+            "SELECT r.id FROM requests r JOIN fhir_tasks t ON t.request_id = r.id "
+            "LEFT JOIN fhir_writes w ON w.request_id = r.id AND w.kind = 'decide' "
+            "WHERE r.status IN ('approved', 'denied', 'cancelled') AND t.status = 'requested' "
+            "AND w.request_id IS NULL ORDER BY r.id"
+        ) as cur:
+            undecided = [int(r[0]) for r in await cur.fetchall()]
+        return missing, undecided
+
     # -- snapshot and cursors ------------------------------------------------------------
     async def save_fhir_state(self, name: str, value: Any) -> None:
         await self._db.execute(

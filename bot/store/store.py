@@ -12,6 +12,7 @@ import aiosqlite
 
 from bot.store.care import CareTables
 from bot.store.fhir import FhirTables
+from bot.store.records import OutboxItem
 from bot.store.schema import LATEST, MIGRATIONS, StoreError
 from bot.store.workflows import WorkflowTables
 
@@ -76,6 +77,19 @@ class Store(WorkflowTables, CareTables, FhirTables):
     # -- transactions --------------------------------------------------------------------
     def transaction(self) -> "_Tx":
         return _Tx(self._db, self._lock)
+
+    # -- reads that must see committed rows only ------------------------------------------
+    async def outbox(self, limit: int = 100) -> list[OutboxItem]:
+        """Queued replies, read under the transaction lock: all statements share one
+        connection, so a read outside it could see (and send) the rows of a transaction
+        still open, which may yet roll back."""
+        async with self._lock:
+            return await super().outbox(limit)
+
+    @property
+    def waiting(self) -> int:
+        """How many are waiting for the transaction lock (what tests and metrics look at)."""
+        return len(getattr(self._lock, "_waiters", None) or ())
 
     # -- key/value -----------------------------------------------------------------------
     async def get(self, key: str) -> str | None:

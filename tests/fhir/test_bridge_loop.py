@@ -51,3 +51,40 @@ async def test_refresh_reads_the_server_again_and_hands_the_new_roster_over(medp
         stop.set()
         await asyncio.wait_for(task, 10)
         await store.close()
+
+
+async def test_requests_decided_by_a_path_without_a_hook_are_mirrored_by_the_sweep(medplum: MedplumServer, tmp_path: Path) -> None:
+    upload(medplum.url, data.resources())
+    store = await Store.open(tmp_path / "db.sqlite")
+    client = FhirClient(medplum.url, timeout_s=5)
+    bridge = Bridge(client, store, poll_s=3600, drain_delay_s=0)
+    await bridge.start()
+    async with store.transaction():  # a request recorded without the bridge's hook
+        req = await store.add_request(event_id="$e", room_id="!r", patient_id="pat-0001", practitioner_id="dr-martin",
+                                      medication="Levothyroxine 75 µg", medication_key="levothyroxine 75 ug", status="pending")
+    stop = asyncio.Event()
+    task = asyncio.create_task(bridge.run(stop))
+    try:
+        async def task_status() -> str | None:
+            found = await client.search("Task", {"identifier": f"urn:carebot:renewal|R{req.id}"})
+            return found[0]["status"] if found else None
+
+        async def until(status: str) -> None:
+            while await task_status() != status:
+                bridge.refresh()  # one more loop turn (sweep, drain) now
+                await asyncio.sleep(0.1)
+
+        await asyncio.wait_for(until("requested"), 10)
+        async with store.transaction():  # e.g. the room closed by a roster change
+            assert await store.decide(req.id, "cancelled", None, "admin")
+        await asyncio.wait_for(until("cancelled"), 10)
+        assert len(await client.search("Task", {"identifier": "urn:carebot:renewal|"})) == 1
+        assert focus_of(await client.search("Task", {"identifier": "urn:carebot:renewal|"})) is not None
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await store.close()
+
+
+def focus_of(tasks: list[dict]) -> str | None:
+    return tasks[0].get("focus", {}).get("reference")

@@ -76,3 +76,25 @@ async def test_audit_is_append_only(tmp_path):
             await store._db.execute("DELETE FROM audit")
     assert len(await store.audit_since(0)) == 1
     await store.close()
+
+
+async def test_the_outbox_never_reads_a_row_of_a_transaction_that_rolls_back(tmp_path):
+    """One connection serves every statement: a read outside the transaction lock would see
+    (and the outbox would send) a reply queued by a transaction that is then cancelled."""
+    import asyncio
+
+    store = await Store.open(tmp_path / "db")
+    try:
+        reader: asyncio.Task | None = None
+        with pytest.raises(asyncio.CancelledError):
+            async with store.transaction():
+                await store.enqueue("txn-doomed", "!r:x", {"body": "never sent"})
+                reader = asyncio.create_task(store.outbox())
+                for _ in range(5):  # let the reader run and queue its SELECT before the ROLLBACK
+                    await asyncio.sleep(0)
+                raise asyncio.CancelledError  # the bot is stopped mid-transaction
+        assert reader is not None
+        assert await reader == []
+        assert await store.outbox() == []
+    finally:
+        await store.close()
