@@ -116,3 +116,38 @@ async def test_bearer_token_file_is_sent_and_a_missing_file_names_the_key(tmp_pa
     assert await BearerTokenFile(token).header() == "Bearer secret-token"
     with pytest.raises(AuthError, match="fhir.token_file"):
         await BearerTokenFile(tmp_path / "missing").header()
+
+
+async def test_the_smart_keys_of_the_config_reach_the_token_endpoint(endpoint: tuple[Endpoint, str], tmp_path: Path) -> None:
+    from bot.config import load_config
+    from bot.fhir.setup import make_client
+
+    ep, pem = endpoint
+    (tmp_path / "carebot.pem").write_text(pem)
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "homeserver: {url: 'http://127.0.0.1:1'}\nbot: {user_id: '@carebot:clinic.example'}\n"
+        "storage: {path: ./data}\nroster: {path: ./roster.yaml}\npolicies: {path: ./policies}\n"
+        f"fhir:\n  url: '{ep.url}/fhir'\n  smart:\n    token_url: '{ep.url}/token'\n    client_id: carebot-client\n"
+        f"    private_key_file: carebot.pem\n    algorithm: {ep.algorithm}\n"
+    )
+    await make_client(load_config(path)).search("Patient")
+    assert ep.seen_auth == ["Bearer tok-1"]
+
+
+def test_an_unreadable_private_key_names_the_config_key(tmp_path: Path) -> None:
+    from bot.config import load_config
+    from bot.fhir.setup import make_client
+    from bot.yamlutil import ConfigErrors
+
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "homeserver: {url: 'http://127.0.0.1:1'}\nbot: {user_id: '@carebot:clinic.example'}\n"
+        "storage: {path: ./data}\nroster: {path: ./roster.yaml}\npolicies: {path: ./policies}\n"
+        "fhir:\n  url: 'https://ehr.example/fhir'\n  smart:\n    token_url: 'https://ehr.example/token'\n    client_id: c\n"
+        "    private_key_file: missing.pem\n"
+    )
+    with pytest.raises(ConfigErrors) as caught:
+        make_client(load_config(path))
+    [error] = caught.value.errors
+    assert error.key == "fhir.smart.private_key_file" and error.line == 11 and "missing.pem" in error.message
