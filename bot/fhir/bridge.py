@@ -24,7 +24,7 @@ import structlog
 from bot.care.matching import match_treatment
 from bot.care.roster import Roster
 from bot.fhir.auth import AuthError
-from bot.fhir.client import FhirClient, FhirError
+from bot.fhir.client import FhirClient, FhirError, FhirUnavailable
 from bot.fhir.decisions import ClinicDecisions
 from bot.fhir.mapping import RosterBuild
 from bot.fhir.poller import DecisionPoller
@@ -89,14 +89,14 @@ class Bridge:
         while not stop.is_set():
             self._wake.clear()
             try:
-                await self.writer.drain()
+                await self._drain()
                 if loop.time() >= next_poll or self._full:
                     await self._sweep()
-                    await self.writer.drain()
+                    await self._drain()
                     await self._refresh_roster()
                     if self.poller is not None:
                         await self.poller.poll()
-                        await self.writer.drain()  # conflicts found by the poll
+                        await self._drain()  # conflicts found by the poll
                     next_poll = loop.time() + self.poll_s
                 if self._down:
                     log.info("fhir.available")
@@ -117,6 +117,11 @@ class Bridge:
                 # patient's answer never shares the event loop with the FHIR write.
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.drain_delay_s)
+
+    async def _drain(self) -> None:
+        await self.writer.drain()
+        if self.writer.deferred:
+            raise FhirUnavailable("Task writes deferred: the server cannot be reached")
 
     async def _wait_any(self, stop: asyncio.Event) -> None:
         waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]

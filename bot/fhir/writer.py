@@ -45,10 +45,12 @@ class TaskWriter:
         self.store = store
         self.on_conflict = on_conflict
         self.clock = clock
+        self.deferred = False  # the last drain stopped because the server could not be reached
 
     async def drain(self) -> int:
         """Write what is queued, oldest request first; returns how many writes the server took."""
         done = 0
+        self.deferred = False
         while True:
             batch = await self.store.fhir_writes(limit=100)
             progressed = False
@@ -65,6 +67,7 @@ class TaskWriter:
                         await self._decide(req, w.payload)
                 except FhirUnavailable as exc:
                     log.info("fhir.write.deferred", request_id=format_id(w.request_id), kind=w.kind, error=type(exc).__name__)
+                    self.deferred = True
                     return done
                 except (FhirRejected, ValueError) as exc:  # refused, or a Task our models refuse to send
                     log.warning("fhir.write.refused", request_id=format_id(w.request_id), kind=w.kind, error=type(exc).__name__, attempts=w.attempts + 1)
