@@ -55,7 +55,7 @@ def _config(d: Path, hs: Homeserver, bot: str, password: str, fhir_url: str | No
         "limits": {"flood_messages_per_minute": 100000},
     }
     if fhir_url:
-        config["fhir"] = {"url": fhir_url, "poll_s": 5}
+        config["fhir"] = {"url": fhir_url}  # the default poll period (60 s), as a clinic would run it
     (d / "config.yaml").write_text(yaml.safe_dump(config))
     return d / "config.yaml"
 
