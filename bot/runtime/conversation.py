@@ -21,6 +21,7 @@ from bot.matrix.messages import notice, renewal_meta
 from bot.matrix.relations import read_message
 from bot.runtime.mentions import MentionThrottle
 from bot.runtime.shared import TO, LiveState, Wake, txn_for
+from bot.runtime.trust_gate import TrustGate
 from bot.store import RoomRecord, Store
 
 
@@ -46,8 +47,9 @@ class Conversation:
 
     def __init__(
         self, store: Store, service: CareService, state: LiveState, wake: Wake,
-        mentions: MentionThrottle | None = None, bridge: Any = None,
+        mentions: MentionThrottle | None = None, gate: TrustGate | None = None, bridge: Any = None,
     ) -> None:
+        self._gate = gate  # a state-changing command counts only from a trusted device
         self._store = store
         self._service = service
         self._state = state
@@ -66,6 +68,10 @@ class Conversation:
         room_id = record.room_id
         incoming = read_message(event.source.get("content", {}))
         care = self._state.care
+        if not incoming.is_edit and self._gate is not None and await self._gate.refused(
+            room_id, pair, role, event, incoming.text, incoming.thread_root
+        ):
+            return
         async with self._store.transaction():
             if await self._store.is_processed(event.event_id):
                 return

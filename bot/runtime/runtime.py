@@ -29,19 +29,23 @@ from bot.matrix import crypto as xsign
 from bot.matrix import nio_private
 from bot.matrix.client import SYNC_TOKEN_KEY, Backoff, connect
 from bot.matrix.sync import SyncLoop
+from bot.matrix.sender_trust import SenderTrustCheck
 from bot.matrix.trust import DeviceTrust
 from bot.runtime.bridge import Bridge, attach_bridge, bridge_roster, open_bridge
 from bot.runtime.conversation import Conversation
 from bot.runtime.device_warnings import DeviceWarnings
 from bot.runtime.housekeeping import Housekeeping
+from bot.runtime.identities import IdentityPins
 from bot.runtime.invites import Invites
 from bot.runtime.membership import Membership
 from bot.runtime.outbox import Outbox
+from bot.runtime.practitioner_notice import PractitionerNotices
 from bot.runtime.redactions import Redactions
 from bot.runtime.reconcile import Reconciler
 from bot.runtime.reload import Reloader
 from bot.runtime.router import Router
 from bot.runtime.shared import LiveState
+from bot.runtime.trust_gate import TrustGate
 from bot.runtime.undecryptable import UndecryptableMessages
 from bot.store import Store
 
@@ -72,6 +76,8 @@ class Running:
     reconciler: Reconciler
     reloader: Reloader
     housekeeping: Housekeeping
+    trust: DeviceTrust
+    pins: IdentityPins
     bridge: Bridge | None = None
 
 
@@ -80,7 +86,9 @@ def assemble(
     reload_requested: asyncio.Event, bridge: Bridge | None = None,
 ) -> Running:
     """Wire the components. Each gets only what it uses."""
-    trust = DeviceTrust(client, config.trust)
+    notices = PractitionerNotices(store)  # the practitioner desk plugs in here (desk=...)
+    pins = IdentityPins(store, state, config.trust, lambda: outbox.wake(), notices)
+    trust = DeviceTrust(client, config.trust, pins)
     warnings = DeviceWarnings(store, state, client.user_id, config.trust)
     outbox = Outbox(client, store, trust, tofu=config.trust == "tofu", on_unsigned=warnings.warn)
     wake = outbox.wake
@@ -90,6 +98,7 @@ def assemble(
     )
     undecryptable = UndecryptableMessages(client, store, state, config.limits.undecryptable_wait_s, wake)
     service = CareService(store)
+    gate = TrustGate(store, state, SenderTrustCheck(client, trust, store.is_owner_forwarded), wake, notices)
     router = Router(
         client, store, state,
         on_invite=Invites(client, store, state, wake).on_invite,
@@ -97,7 +106,7 @@ def assemble(
         handlers=[
             Membership(client, store, state, wake),
             undecryptable,
-            Conversation(store, service, state, wake, bridge=bridge),
+            Conversation(store, service, state, wake, gate=gate, bridge=bridge),
             Redactions(client, store, state, wake, bridge=bridge),
         ],
         wake=wake,
@@ -119,7 +128,7 @@ def assemble(
         await undecryptable.retry(router.on_event)
 
     housekeeping = Housekeeping(store, config.retention_days, [reconciler.retry_if_needed, late_keys])
-    return Running(store, client, sync_loop, outbox, reconciler, reloader, housekeeping, bridge)
+    return Running(store, client, sync_loop, outbox, reconciler, reloader, housekeeping, trust, pins, bridge)
 
 
 class CareBot:
@@ -198,6 +207,15 @@ class CareBot:
                 recovery_key_file=str(status.recovery_key_path),
                 advice="copy this recovery key somewhere safe and offline, then delete the file",
             )
+        elif (left := xsign.recovery_key_left_behind(self.storage)) is not None:
+            # Every start, until the file is gone: a copy of storage.path holds both the
+            # cross-signing keys and the key that restores them.
+            log.warning(
+                "identity.recovery_key_on_disk",
+                recovery_key_file=str(left),
+                danger="the recovery key lies beside the cross-signing keys it protects",
+                advice="copy it somewhere safe and offline, then delete the file; this warning repeats at every start until then",
+            )
         log.info("identity.ready", device_signed=status.device_signed)
 
     async def _main(self, parts: Running, stop: asyncio.Event) -> None:
@@ -207,6 +225,7 @@ class CareBot:
             asyncio.create_task(parts.outbox.run(stop), name="outbox"),
             asyncio.create_task(parts.reloader.watch(stop), name="watch"),
             asyncio.create_task(parts.housekeeping.run(stop), name="housekeeping"),
+            asyncio.create_task(parts.trust.watch(stop, parts.pins.members), name="identities"),
         ]
         if parts.bridge is not None:
             tasks.append(asyncio.create_task(parts.bridge.run(stop), name="fhir"))

@@ -10,7 +10,8 @@
 - `fhir_state`: the last good roster built from the server (JSON: roster ids, Matrix ids,
   names, treatments — medical data, like `requests`) and the poll cursors.
 
-Plain SQL shared by SQLite and PostgreSQL: no AUTOINCREMENT, TEXT/INTEGER/REAL only.
+Plain SQL shared by SQLite and PostgreSQL: no AUTOINCREMENT; timestamps DOUBLE PRECISION
+(PostgreSQL's REAL is 4 bytes, too coarse for a Unix time).
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ async def migrate(db: aiosqlite.Connection) -> None:
             request_id INTEGER NOT NULL,
             kind TEXT NOT NULL,
             payload TEXT NOT NULL,
-            created_at REAL NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
             attempts INTEGER NOT NULL DEFAULT 0,
-            failed_at REAL,
+            failed_at DOUBLE PRECISION,
             last_error TEXT,
             PRIMARY KEY (request_id, kind)
         )""",
@@ -46,7 +47,7 @@ async def migrate(db: aiosqlite.Connection) -> None:
         """CREATE TABLE fhir_state (
             name TEXT PRIMARY KEY,
             value TEXT NOT NULL,
-            saved_at REAL NOT NULL
+            saved_at DOUBLE PRECISION NOT NULL
         )""",
     ):
         await db.execute(statement)

@@ -186,6 +186,29 @@ const handlers = {
         };
     },
 
+    // An identity reset, as Element's "Reset your identity": new master, self-signing and
+    // user-signing keys; this device is signed by the new self-signing key.
+    async resetCrossSigning({ password: pw }) {
+        const c = crypto();
+        const userId = client.getUserId();
+        const before = await c.getCrossSigningKeyId();
+        await c.bootstrapCrossSigning({
+            setupNewCrossSigning: true,
+            authUploadDeviceSigningKeys: async (makeRequest) => {
+                await makeRequest({
+                    type: "m.login.password",
+                    identifier: { type: "m.id.user", user: userId },
+                    password: pw ?? password,
+                });
+            },
+        });
+        const after = await until("the new master key", 15000, async () => {
+            const key = await c.getCrossSigningKeyId();
+            return key && key !== before ? key : null;
+        });
+        return { before, masterKey: after };
+    },
+
     async setIsolation({ mode }) {
         const c = crypto();
         if (mode === "only-signed") c.setDeviceIsolationMode(new OnlySignedDevicesIsolationMode());

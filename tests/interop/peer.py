@@ -148,6 +148,10 @@ class JsPeer:
     async def bootstrap_cross_signing(self, password: str) -> dict:
         return await self.call("bootstrapCrossSigning", password=password)
 
+    async def reset_cross_signing(self, password: str) -> dict:
+        """A new identity (master key), as Element's "reset your identity"."""
+        return await self.call("resetCrossSigning", password=password)
+
     async def set_isolation(self, mode: str = "only-signed") -> None:
         await self.call("setIsolation", mode=mode)
 
