@@ -37,6 +37,7 @@ class Consultation:  # Encounter
     patient: str | None
     practitioners: tuple[str, ...]  # Practitioner ids among participant.individual
     day: date | None  # period.end, else period.start
+    roles: tuple[str, ...] = ()  # PractitionerRole ids among participant.individual
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class Prescription:  # MedicationRequest
     practitioner: str | None  # requester, when a Practitioner
     name: str | None
     long_term: bool
+    role: str | None = None  # requester, when a PractitionerRole
 
 
 def matrix_uris(telecom: Any) -> tuple[str, ...]:
@@ -98,12 +100,14 @@ def fact(res: Any) -> Any:
         when = (res.period.end or res.period.start) if res.period else None
         day = when.date() if hasattr(when, "date") else when
         pracs = tuple(p for p in (ref_id(x.individual, "Practitioner") for x in res.participant or []) if p)
-        return Consultation(rid, str(res.status), ref_id(res.subject, "Patient"), pracs, day)
+        roles = tuple(r for r in (ref_id(x.individual, "PractitionerRole") for x in res.participant or []) if r)
+        return Consultation(rid, str(res.status), ref_id(res.subject, "Patient"), pracs, day, roles)
     if kind == "MedicationRequest":
         concept = res.medicationCodeableConcept
         name = (concept.text or (concept.coding[0].display if concept.coding else None)) if concept else None
         course = res.courseOfTherapyType
         long_term = any(c.code == "continuous" for c in (course.coding or [])) if course else False
         return Prescription(rid, str(res.status), str(res.intent), ref_id(res.subject, "Patient"),
-                            ref_id(res.requester, "Practitioner"), name.strip() if name and name.strip() else None, long_term)
+                            ref_id(res.requester, "Practitioner"), name.strip() if name and name.strip() else None, long_term,
+                            ref_id(res.requester, "PractitionerRole"))
     raise TypeError(f"no roster record for {kind}")

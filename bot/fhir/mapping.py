@@ -9,7 +9,9 @@ contract in design.md, "Clinic bridge (HL7 FHIR R4)":
 - Opt-in: an active `PractitionerRole` (``active`` not false) of the practitioner carrying
   their Matrix URI in its `telecom`.
 - Last consultation: the latest finished `Encounter` of the patient with the practitioner as a
-  `participant.individual`; its `period.end`, else `period.start`.
+  `participant.individual`; its `period.end`, else `period.start`. (Here and for the
+  requester below, a reference to one of the practitioner's PractitionerRoles counts as the
+  practitioner: many EHRs write those.)
 - Treatments: `MedicationRequest` with `status: active`, `intent` order|plan, `subject` the
   patient, `requester` the practitioner; long-term when `courseOfTherapyType` is coded
   `continuous`; the name is `medicationCodeableConcept.text`, else its first coding's display.
@@ -176,13 +178,18 @@ def build_roster(
         pats[pid] = {"id": pid, "matrix_id": mxid, "display_name": name, "locale": res.locale}
         counts["Patient.used"] += 1
 
-    def link(kind: str, res: Any, pat: str | None, prac_ids: tuple[str | None, ...]) -> list[tuple[str, str]] | None:
+    role_of = {r.id: r.practitioner for r in roles if r.practitioner}  # PractitionerRole -> Practitioner
+
+    def link(kind: str, res: Any, pat: str | None, prac_ids: tuple[str | None, ...], role_ids: tuple[str | None, ...] = ()) -> list[tuple[str, str]] | None:
         where = f"{kind}/{res.id}"
         if pat is None or pat not in seen_pat:
             problems.append(Problem(where, "its patient reference is missing or unknown"))
             return None
         out = []
-        for prac in prac_ids:
+        for role in role_ids:  # a PractitionerRole stands for its practitioner
+            if role is not None and role not in role_of:
+                problems.append(Problem(where, f"unknown practitioner reference PractitionerRole/{role}"))
+        for prac in (*prac_ids, *(role_of.get(r) for r in role_ids if r)):
             if prac is None:
                 continue
             if prac not in seen_prac:
@@ -198,7 +205,7 @@ def build_roster(
         if enc.status != "finished":
             counts["Encounter.ignored"] += 1
             continue
-        pairs = link("Encounter", enc, enc.patient, enc.practitioners)
+        pairs = link("Encounter", enc, enc.patient, enc.practitioners, enc.roles)
         day = enc.day
         if pairs is None or day is None:
             if day is None and pairs is not None:
@@ -217,7 +224,7 @@ def build_roster(
         if mr.status != "active" or mr.intent not in ("order", "plan"):
             counts["MedicationRequest.ignored"] += 1
             continue
-        pairs = link("MedicationRequest", mr, mr.patient, (mr.practitioner,))
+        pairs = link("MedicationRequest", mr, mr.patient, (mr.practitioner,), (mr.role,))
         name = mr.name
         if pairs is None or not name:
             if pairs is not None:

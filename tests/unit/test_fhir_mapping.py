@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from fhir.resources.R4B.encounter import Encounter
+from fhir.resources.R4B.encounter import Encounter, EncounterParticipant
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.practitioner import Practitioner
 from fhir.resources.R4B.practitionerrole import PractitionerRole
+from fhir.resources.R4B.reference import Reference
 
 from bot.fhir.mapping import build_roster, mxid_from_uri, uri_from_mxid
 
@@ -119,3 +120,19 @@ def test_an_id_that_is_not_a_roster_id_is_skipped_and_reported() -> None:
     build = build_roster([pat], [], [], [], [])
     assert build.roster.patients == ()
     assert "roster id" in build.problems[0].reason and build.problems[0].resource == "Patient/Pat.1"
+
+
+def test_a_practitioner_role_reference_stands_for_its_practitioner() -> None:
+    prac, roles = _prac("d1")
+    enc = Encounter.model_validate({"resourceType": "Encounter", "id": "e1", "status": "finished", "class": {"code": "AMB"},
+                                    "subject": {"reference": "Patient/p1"},
+                                    "participant": [{"individual": {"reference": "PractitionerRole/r-d1"}}],
+                                    "period": {"start": "2026-06-01T09:00:00Z"}})
+    mr = _mr("m1", "continuous").model_copy(update={"requester": Reference.model_validate({"reference": "PractitionerRole/r-d1"})})
+    ghost = _enc("e2", "p1", "d1", "finished", "2026-06-02T09:00:00Z").model_copy(
+        update={"participant": [EncounterParticipant.model_validate({"individual": {"reference": "PractitionerRole/nobody"}})]})
+    build = build_roster([_patient("p1")], [prac], roles, [enc, ghost], [mr])
+    pair = build.roster.pair("p1", "d1")
+    assert str(pair.care.last_consultation) == "2026-06-01" and pair.verified
+    assert [t.name for t in pair.care.treatments] == ["Levothyroxine 75 µg"]
+    assert [(p.resource, p.reason) for p in build.problems] == [("Encounter/e2", "unknown practitioner reference PractitionerRole/nobody")]
