@@ -199,3 +199,31 @@ async def test_a_patient_added_on_the_fhir_server_gets_a_room_without_a_restart(
             await user.wait_room(lambda r: r == record.room_id)
         finally:
             await user.close()
+
+
+async def test_sighup_reads_the_fhir_roster_again_at_once(homeserver, new_user, tmp_path, medplum):
+    import signal
+
+    clinic = fhir_clinic(tmp_path, homeserver, new_user, medplum)
+    config = yaml.safe_load(clinic.config_path.read_text())
+    config["fhir"]["poll_s"] = 3600  # only SIGHUP can make it read the server again
+    clinic.config_path.write_text(yaml.safe_dump(config))
+    newcomer = new_user("patient")
+    bot = await BotProcess(clinic.config_path).start()
+    try:
+        upload(medplum.url, [
+            {"resourceType": "Patient", "id": "pat-2", "name": [{"text": "Nouveau Patient"}],
+             "telecom": [{"system": "other", "value": "matrix:u/" + newcomer[0][1:]}]},
+            {"resourceType": "Encounter", "id": "enc-pat-2", "status": "finished", "class": {"code": "AMB"},
+             "subject": {"reference": "Patient/pat-2"}, "participant": [{"individual": {"reference": "Practitioner/dr-a"}}],
+             "period": {"start": "2026-10-01T09:00:00Z"}},
+        ])
+        assert bot.proc is not None
+        bot.proc.send_signal(signal.SIGHUP)
+        user = await clinic.user(newcomer, "newcomer").start()
+        try:
+            await user.wait_room()  # invited to the new pair's room
+        finally:
+            await user.close()
+    finally:
+        await bot.stop()
