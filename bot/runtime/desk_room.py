@@ -86,12 +86,15 @@ class DeskRoom:
         self._desks = desks
         self._gate: TrustGate | None = None
         self._undecryptable: UndecryptableMessages | None = None
+        self._bridge: Any = None
 
-    def use_gate(self, gate: TrustGate, undecryptable: UndecryptableMessages | None = None) -> None:
-        """Decisions typed in the desk pass the same trust gate as in pair rooms, and a message
-        the bot cannot decrypt is handled the same way too."""
+    def attach(self, gate: TrustGate, undecryptable: UndecryptableMessages | None = None, bridge: Any = None) -> None:
+        """Decisions typed in the desk pass the same trust gate as in pair rooms, a message the
+        bot cannot decrypt is handled the same way too, and with the clinic bridge (FHIR) a
+        decision is mirrored as it is from a pair room."""
         self._gate = gate
         self._undecryptable = undecryptable
+        self._bridge = bridge
 
     async def handle(self, room_id: str, event: Any) -> bool:
         d = self._desks
@@ -164,9 +167,13 @@ class DeskRoom:
             for answer in outcome.pair:
                 for n, reply in enumerate(answer.replies):
                     await d.store.enqueue(txn_for(event.event_id, answer.room_id, str(n)), answer.room_id, pair_content(reply, answer.pair, answer.reply_to))
+                if self._bridge is not None:  # the Task write commits with the decision
+                    await self._bridge.queue(answer.pair, list(answer.replies))
             await d.store.mark_processed(event.event_id, room_id)
         log.info("desk.command", room_id=room_id, decisions=len(outcome.pair))
         d.wake()
+        if self._bridge is not None and outcome.pair:
+            self._bridge.wake()
 
 
     async def _refused(self, room_id: str, practitioner: Practitioner, event: RoomMessageText, text: str) -> bool:

@@ -1,4 +1,4 @@
-"""The practitioner desk's tables (schema v4): each practitioner's Space and desk room, the
+"""The practitioner desk's tables (schema v5): each practitioner's Space and desk room, the
 Space's children, absences and who was told about them today, digests and reminders sent,
 and the practitioner devices the desk already caught up."""
 

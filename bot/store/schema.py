@@ -211,7 +211,13 @@ async def _v3(db: aiosqlite.Connection) -> None:
     )
 
 
-async def _v4(db: aiosqlite.Connection) -> None:
+async def _v4_fhir(db: aiosqlite.Connection) -> None:
+    from bot.store.fhir import migrate  # the clinic bridge's tables, described there
+
+    await migrate(db)
+
+
+async def _v5_desk(db: aiosqlite.Connection) -> None:
     """The practitioner desk: Spaces and desk rooms, absences, digests, reminders, devices."""
     await _run(
         db,
@@ -263,5 +269,5 @@ async def _v4(db: aiosqlite.Connection) -> None:
 
 
 # Ordered: index i migrates from version i to i + 1. Append, never edit a released one.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4_fhir, _v5_desk]
 LATEST = len(MIGRATIONS)

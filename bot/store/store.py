@@ -12,13 +12,14 @@ import aiosqlite
 
 from bot.store.care import CareTables
 from bot.store.desk import DeskTables
+from bot.store.fhir import FhirTables
 from bot.store.identities import IdentityTables
 from bot.store.records import OutboxItem
 from bot.store.schema import LATEST, MIGRATIONS, StoreError
 from bot.store.workflows import WorkflowTables
 
 
-class Store(WorkflowTables, CareTables, IdentityTables, DeskTables):
+class Store(WorkflowTables, CareTables, IdentityTables, FhirTables, DeskTables):
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
         self.path = path
