@@ -9,6 +9,8 @@ import pytest
 
 from bot.devserver import Homeserver
 
+pytest_plugins = ["tests.fhir.plugin"]
+
 _counter = itertools.count(1)
 
 

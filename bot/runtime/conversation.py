@@ -47,7 +47,7 @@ class Conversation:
 
     def __init__(
         self, store: Store, service: CareService, state: LiveState, wake: Wake,
-        mentions: MentionThrottle | None = None, gate: TrustGate | None = None,
+        mentions: MentionThrottle | None = None, gate: TrustGate | None = None, bridge: Any = None,
     ) -> None:
         self._gate = gate  # a state-changing command counts only from a trusted device
         self._store = store
@@ -55,6 +55,7 @@ class Conversation:
         self._state = state
         self._wake = wake
         self._mentions = mentions or MentionThrottle()
+        self._bridge = bridge  # the clinic bridge (bot/fhir/bridge.py), when fhir.url is set
 
     async def handle(self, record: RoomRecord, pair: Pair | None, event: RoomMessageText) -> None:
         assert pair is not None  # active_pairs_only
@@ -85,6 +86,10 @@ class Conversation:
                     reply = dataclasses.replace(reply, for_practitioner=None)
                 content = reply_content(reply, pair, answer_to, incoming.thread_root)
                 await self._store.enqueue(txn_for(event.event_id, str(n)), room_id, content)
+            if self._bridge is not None:  # the Task writes commit with the request or decision
+                await self._bridge.queue(pair, replies)
             await self._store.mark_processed(event.event_id, room_id)
         crash_point("after_commit")
         self._wake()  # start sending while the rest of the batch is handled
+        if self._bridge is not None:
+            self._bridge.wake()  # the FHIR write happens later, in the bridge's own task

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from bot.care.roster import Roster
 from bot.care.service import CareContext
 from bot.config import Config
 from bot.logs import private_text
@@ -28,12 +29,14 @@ class Reloader:
         store: Store,
         requested: asyncio.Event,
         on_reloaded: Callable[[], Awaitable[None]],
+        roster: Callable[[], Roster | None] = lambda: None,
     ) -> None:
         self._config = config
         self._state = state
         self._store = store
         self._requested = requested  # set by SIGHUP
         self._on_reloaded = on_reloaded
+        self._roster = roster  # the FHIR bridge's roster in force, or None: roster.path
 
     async def watch(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -51,7 +54,7 @@ class Reloader:
     async def reload(self) -> bool:
         """Load roster and policies again; an invalid file keeps what is in force."""
         try:
-            care = CareContext.load(self._config)
+            care = CareContext.load(self._config, roster=self._roster())
         except ConfigErrors as e:
             for err in e.errors:
                 # The message may quote the file's values (ids, names, medications): they stay

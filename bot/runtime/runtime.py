@@ -31,6 +31,7 @@ from bot.matrix.client import SYNC_TOKEN_KEY, Backoff, connect
 from bot.matrix.sync import SyncLoop
 from bot.matrix.sender_trust import SenderTrustCheck
 from bot.matrix.trust import DeviceTrust
+from bot.runtime.bridge import Bridge, attach_bridge, bridge_roster, open_bridge
 from bot.runtime.conversation import Conversation
 from bot.runtime.device_warnings import DeviceWarnings
 from bot.runtime.housekeeping import Housekeeping
@@ -77,11 +78,12 @@ class Running:
     housekeeping: Housekeeping
     trust: DeviceTrust
     pins: IdentityPins
+    bridge: Bridge | None = None
 
 
 def assemble(
     config: Config, store: Store, client: AsyncClient, state: LiveState, room_version: str,
-    reload_requested: asyncio.Event,
+    reload_requested: asyncio.Event, bridge: Bridge | None = None,
 ) -> Running:
     """Wire the components. Each gets only what it uses."""
     notices = PractitionerNotices(store)  # the practitioner desk plugs in here (desk=...)
@@ -104,8 +106,8 @@ def assemble(
         handlers=[
             Membership(client, store, state, wake),
             undecryptable,
-            Conversation(store, service, state, wake, gate=gate),
-            Redactions(client, store, state, wake),
+            Conversation(store, service, state, wake, gate=gate, bridge=bridge),
+            Redactions(client, store, state, wake, bridge=bridge),
         ],
         wake=wake,
     )
@@ -118,13 +120,15 @@ def assemble(
         backoff=Backoff(cap=config.sync.backoff_max_s),
         sync_filter=SYNC_FILTER,
     )
-    reloader = Reloader(config, state, store, reload_requested, reconciler.reconcile_or_retry_later)
+    reloader = Reloader(config, state, store, reload_requested, reconciler.reconcile_or_retry_later, bridge_roster(bridge))
+    if bridge is not None:
+        attach_bridge(bridge, store, state, service, wake, reconciler.reconcile_or_retry_later)
 
     async def late_keys() -> None:
         await undecryptable.retry(router.on_event)
 
     housekeeping = Housekeeping(store, config.retention_days, [reconciler.retry_if_needed, late_keys])
-    return Running(store, client, sync_loop, outbox, reconciler, reloader, housekeeping, trust, pins)
+    return Running(store, client, sync_loop, outbox, reconciler, reloader, housekeeping, trust, pins, bridge)
 
 
 class CareBot:
@@ -160,6 +164,8 @@ class CareBot:
 
     def request_reload(self) -> None:
         self._reload_requested.set()
+        if self._running is not None and self._running.bridge is not None:
+            self._running.bridge.refresh()  # SIGHUP: read the whole FHIR roster again
 
     async def reload(self) -> bool:
         return await self.running.reloader.reload()
@@ -169,11 +175,13 @@ class CareBot:
 
     # -- start-up --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        care = CareContext.load(self.config)  # raises ConfigErrors on a broken roster/policy
-        state = LiveState(care=care, file_stamp=CareContext.stamp(self.config))
         self.storage.mkdir(parents=True, exist_ok=True, mode=0o700)
         store = await Store.open(self.storage / "carebot.db")
         try:
+            bridge = await open_bridge(self.config, store)  # the roster from FHIR, if fhir.url is set
+            # raises ConfigErrors on a broken roster/policy
+            care = CareContext.load(self.config, roster=bridge_roster(bridge)())
+            state = LiveState(care=care, file_stamp=CareContext.stamp(self.config))
             client = await connect(
                 self.config.homeserver.url,
                 self.config.bot.user_id,
@@ -184,7 +192,7 @@ class CareBot:
             try:
                 await self._setup_identity(client)
                 room_version = await _default_room_version(client)
-                self._running = assemble(self.config, store, client, state, room_version, self._reload_requested)
+                self._running = assemble(self.config, store, client, state, room_version, self._reload_requested, bridge)
                 await self._main(self._running, stop)
             finally:
                 await client.close()
@@ -219,6 +227,8 @@ class CareBot:
             asyncio.create_task(parts.housekeeping.run(stop), name="housekeeping"),
             asyncio.create_task(parts.trust.watch(stop, parts.pins.members), name="identities"),
         ]
+        if parts.bridge is not None:
+            tasks.append(asyncio.create_task(parts.bridge.run(stop), name="fhir"))
         try:
             synced = asyncio.create_task(loop.synced.wait())
             await asyncio.wait([synced, tasks[0]], return_when=asyncio.FIRST_COMPLETED)

@@ -11,13 +11,14 @@ from pathlib import Path
 import aiosqlite
 
 from bot.store.care import CareTables
+from bot.store.fhir import FhirTables
 from bot.store.identities import IdentityTables
 from bot.store.records import OutboxItem
 from bot.store.schema import LATEST, MIGRATIONS, StoreError
 from bot.store.workflows import WorkflowTables
 
 
-class Store(WorkflowTables, CareTables, IdentityTables):
+class Store(WorkflowTables, CareTables, IdentityTables, FhirTables):
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
         self.path = path
