@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 INTEROP := tests/interop
 INTEROP_STAMP := $(INTEROP)/node_modules/.installed-stamp
 
-.PHONY: all install interop test unit run check bench clean
+.PHONY: all install interop postgres test unit run check bench clean
 
 all: test
 
@@ -26,7 +26,14 @@ $(INTEROP_STAMP): $(INTEROP)/package.json $(INTEROP)/package-lock.json
 
 interop: $(if $(wildcard $(INTEROP)/package-lock.json),$(INTEROP_STAMP))
 
-test: install interop
+# PostgreSQL's server programs, for the store and integration tests on PostgreSQL: the tests
+# start their own throwaway cluster (bot/db/devpg.py); only the programs must be installed.
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { echo "installing Debian's postgresql (server programs for the tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: install interop postgres
 	$(PY) -m pytest -q -p no:cacheprovider
 
 unit: install

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot.db.devpg import PostgresServer
 from bot.devserver import Homeserver
 
 _counter = itertools.count(1)
@@ -32,3 +33,20 @@ def new_user(homeserver: Homeserver):
         return homeserver.register(localpart, password), password
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL cluster per test session (per xdist worker)."""
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    """A fresh, empty PostgreSQL database for one test."""
+    return postgres.create_database()
