@@ -4,6 +4,8 @@
     carebot policy check --config F      list the eligibility rules (and their errors)
     carebot policy explain --config F --patient ID --practitioner ID --medication "..."
     carebot run | demo | recover | audit  (implemented in their own modules, imported lazily)
+    carebot probe --config F [--ready]   ask the running bot's /healthz or /readyz
+    carebot db migrate-to-postgres --config F --to postgresql://…   copy the SQLite store, verified
 
 Errors are printed one per line on stderr (file:line: key: message) and the exit code is 1.
 """
@@ -186,7 +188,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("audit", help="print the renewal audit trail"))
     p.add_argument("--since", required=True, metavar="DATE", help="first day to include (YYYY-MM-DD)")
     p.set_defaults(func=_audit)
+    add_ops_commands(sub, with_config)
     return parser
+
+
+def _probe(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.ops.probe import main_probe
+
+    return main_probe(args, out, err)
+
+
+def _db(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.db.copy import main_migrate_to_postgres
+
+    return main_migrate_to_postgres(args, out, err)
+
+
+def add_ops_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", with_config) -> None:  # type: ignore[no-untyped-def]
+    """`carebot probe` and `carebot db migrate-to-postgres` (operations; bot/ops, bot/db)."""
+    p = with_config(sub.add_parser("probe", help="ask the running bot's /healthz (or /readyz): exit 0 if it answers 200"))
+    p.add_argument("--ready", action="store_true", help="ask /readyz (synced and reconciled) instead of /healthz")
+    p.add_argument("--wait", type=float, default=0.0, metavar="S", help="retry for up to S seconds")
+    p.set_defaults(func=_probe)
+
+    db = sub.add_parser("db", help="database operations")
+    dsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    p = with_config(dsub.add_parser(
+        "migrate-to-postgres",
+        help="copy the SQLite store (requests, audit trail, rooms, outbox, workflow tables) into PostgreSQL, verified",
+    ))
+    p.add_argument("--to", required=True, metavar="URL", help="postgresql://user@host/database (password: PGPASSWORD or .pgpass)")
+    p.add_argument("--schema", metavar="NAME", help="target schema (default: storage.schema, else carebot_<bot localpart>)")
+    p.set_defaults(func=_db)
 
 
 def main(argv: list[str] | None = None) -> int:
