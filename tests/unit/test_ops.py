@@ -160,3 +160,24 @@ def test_a_database_that_is_not_postgresql_names_the_key_and_says_what_to_do(tmp
     (err,) = info.value.errors
     assert (err.line, err.key) == (9, "storage.database")
     assert "not a PostgreSQL URL" in err.message and "remove the key to use SQLite" in err.message
+
+
+async def test_every_metric_the_grafana_dashboard_plots_is_exported():
+    import json
+    import re
+
+    from unit_helpers import REPO
+
+    dashboard = json.loads((REPO / "deploy" / "grafana-dashboard.json").read_text())
+    wanted = {
+        re.sub(r"_(bucket|total)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"carebot_[a-z_]+", target["expr"])
+    }
+    metrics = Metrics()
+    metrics.add_gauge_source("carebot_fhir_queue_depth", "FHIR items waiting.", lambda: 0.0)
+    metrics.command("help")
+    text = (await metrics.render()).decode()
+    exported = {re.sub(r"_total$", "", n) for n in re.findall(r"^# TYPE (carebot_[a-z_]+) ", text, re.M)}
+    assert wanted and wanted <= exported, wanted - exported
