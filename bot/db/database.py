@@ -27,6 +27,7 @@ import aiosqlite
 from bot.db.dialect import POSTGRES, SQLITE, Dialect
 
 Row = Any  # aiosqlite.Row or asyncpg.Record: both index by name and position
+SHARED_SCHEMA = "carebot_shared"  # what several bots on one PostgreSQL share (bot/db/claims.py)
 
 
 class StoreError(Exception):
@@ -169,6 +170,7 @@ class PostgresDatabase(Database):
             ) from None
         try:
             await ensure_schema(admin, schema)
+            await ensure_schema(admin, SHARED_SCHEMA)
         finally:
             await admin.close()
         pool = await asyncpg.create_pool(
