@@ -1,0 +1,7 @@
+"""What the echo baseline borrows from carebot so that the comparison is fair: the sync filter
+and the number of rooms the outbox sends to at once. Imported from carebot, not copied, so a
+change there changes the baseline too."""
+
+from bot.app import OUTBOX_PARALLEL_ROOMS, SYNC_FILTER
+
+__all__ = ["OUTBOX_PARALLEL_ROOMS", "SYNC_FILTER"]
