@@ -36,7 +36,7 @@ postgres:
 test: install interop postgres
 	$(PY) -m pytest -q -p no:cacheprovider
 
-unit: install
+unit: install postgres
 	$(PY) -m pytest -q -m "not integration and not interop"
 
 run: install
