@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import date
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -137,6 +138,20 @@ class Roster(_Model):
             raise ConfigErrors(sorted(errors, key=lambda e: e.line or 0))
         assert roster is not None
         return roster
+
+    def restricted_to(self, practitioner_ids: "Iterable[str] | None") -> "Roster":
+        """The part of the roster one bot serves when several share the practitioners: those
+        practitioners, and the patients with a care entry for one of them (other entries
+        dropped). None: the whole roster."""
+        if practitioner_ids is None:
+            return self
+        keep = set(practitioner_ids)
+        patients = []
+        for patient in self.patients:
+            care = tuple(c for c in patient.care if c.practitioner in keep)
+            if care:
+                patients.append(patient.model_copy(update={"care": care}))
+        return Roster(practitioners=tuple(p for p in self.practitioners if p.id in keep), patients=tuple(patients))
 
     # --- queries -----------------------------------------------------------------------
     # Indexed once per roster (it is immutable): with 10,000 pairs a linear scan per event
