@@ -137,7 +137,7 @@ def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _recover(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from bot.matrix.crypto import main_recover  # type: ignore[import-not-found]
+    from bot.matrix.crypto.recover_cli import main_recover
 
     return int(main_recover(args) or 0)
 

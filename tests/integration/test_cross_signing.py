@@ -194,6 +194,7 @@ async def test_interrupted_first_start_resumes_with_the_same_keys(
     """Keys saved locally but never published (crash, network): the next start publishes
     those same keys; if secret storage was lost meanwhile, it is rebuilt with a new key."""
     import bot.matrix.crypto as crypto
+    from bot.matrix.crypto import cross_signing
 
     user_id, password = new_user("xsresume")
     bot = await login(user_id, password)
@@ -202,7 +203,7 @@ async def test_interrupted_first_start_resumes_with_the_same_keys(
     async def boom(*args, **kwargs):
         raise CrossSigningError("network down")
 
-    monkeypatch.setattr(crypto, "upload_cross_signing_keys", boom)
+    monkeypatch.setattr(cross_signing, "upload_cross_signing_keys", boom)
     with pytest.raises(CrossSigningError, match="network down"):
         await ensure_cross_signing(bot, password, storage)
     monkeypatch.undo()
