@@ -392,9 +392,10 @@ class Bench:
 
     async def reconcile_again(self) -> None:
         """In-process: start the bot on the same storage, then `await bot.reconcile()` once more."""
-        from bot.app import CareBot
         from bot.config import load_config, resolve_password
         from bot.logs import setup_logging
+        from bot.runtime import CareBot
+        from bot.runtime.reconcile import Reconciler
 
         setup_logging("json", "warning")
         config = load_config(self.tmp / "bot" / "config.yaml")
@@ -402,20 +403,21 @@ class Bench:
         bot = CareBot(config, lambda: password)
         creates = 0
         times: list[float] = []
-        orig_create, orig_reconcile = bot._create_room, bot.reconcile  # noqa: SLF001
+        orig_create, orig_reconcile = Reconciler.create_room, Reconciler.reconcile
 
-        async def counting(pair: Any) -> None:
+        async def counting(reconciler: Reconciler, pair: Any) -> None:
             nonlocal creates
             creates += 1
-            await orig_create(pair)
+            await orig_create(reconciler, pair)
 
-        async def timed() -> None:
+        async def timed(reconciler: Reconciler) -> None:
             t = time.perf_counter()
-            await orig_reconcile()
+            await orig_reconcile(reconciler)
             times.append(time.perf_counter() - t)
 
-        bot._create_room = counting  # type: ignore[method-assign]  # noqa: SLF001
-        bot.reconcile = timed  # type: ignore[method-assign]
+        # The reconciler is built inside run(): count and time it where it is defined.
+        Reconciler.create_room = counting  # type: ignore[method-assign]
+        Reconciler.reconcile = timed  # type: ignore[method-assign]
         stop = asyncio.Event()
         task = asyncio.create_task(bot.run(stop))
         ready = asyncio.create_task(bot.ready.wait())
@@ -441,6 +443,7 @@ class Bench:
         after = len(await bot.store.rooms())
         stop.set()
         await asyncio.wait_for(task, 60)
+        Reconciler.create_room, Reconciler.reconcile = orig_create, orig_reconcile  # type: ignore[method-assign]
         ok = creates == 0 and after == before and times[-1] < 2.0
         self.fig("provision.second_reconcile_s", times[-1], "s", "< 2 s and no createRoom", ok,
                  create_room_calls=creates, rooms_before=before, rooms_after=after,

@@ -8,7 +8,7 @@ import sys
 
 import structlog
 
-from bot.app import CareBot, install_signal_handlers
+from bot.runtime import CareBot, install_signal_handlers
 from bot.config import Config, load_config, resolve_password
 from bot.logs import setup_logging
 from bot.matrix.client import StartupError

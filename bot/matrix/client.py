@@ -4,7 +4,7 @@
   id and access token; every later start restores it, so the bot keeps one device for life.
 - At start, `whoami` must agree with the session and the crypto store must hold that device's
   keys, or the bot stops with a message that says what to do.
-- The sync loop saves the sync token only after the batch's events are handled, and backs off
+- The sync loop (sync.py) saves the sync token only after the batch's events are handled, and backs off
   exponentially (capped, with jitter) while the homeserver is unreachable.
 - Room keys are shared only with the users the caller allows (the pair's members).
 """
@@ -16,7 +16,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,16 +28,15 @@ from nio import (
     AsyncClientConfig,
     LoginResponse,
     MatrixRoom,
-    MessageDirection,
     RoomGetStateEventResponse,
-    RoomMessagesResponse,
     RoomSendResponse,
-    SyncResponse,
     WhoamiResponse,
 )
 from nio.api import Api
 from nio.exceptions import LocalProtocolError
 from nio.responses import ShareGroupSessionResponse
+
+from bot.matrix import nio_private
 
 log = structlog.get_logger("carebot.matrix")
 
@@ -187,7 +186,7 @@ async def share_room_key(
     users = list(dict.fromkeys([u for u in users if u != client.user_id] + [client.user_id]))
     # Devices of a member nio does not track yet (an invitee) are fetched once; someone with
     # no device at all (never logged in yet) is asked again at most every 10 s.
-    asked: dict[str, float] = client.__dict__.setdefault("_carebot_devices_asked", {})
+    asked: dict[str, float] = nio_private.per_client(client, "devices_asked", dict)
     now = time.monotonic()
     unknown = [
         u
@@ -224,8 +223,8 @@ async def share_room_key(
             client.access_token, "m.room.encrypted", to_device, uuid4()
         )
         requests.append(
-            client._send(  # noqa: SLF001 - nio exposes no public per-user sharing
-                ShareGroupSessionResponse, method, path, data, response_data=(room_id, sharing_with)
+            nio_private.send(  # nio exposes no public per-user sharing
+                client, ShareGroupSessionResponse, method, path, data, response_data=(room_id, sharing_with)
             )
         )
     for result in await asyncio.gather(*requests, return_exceptions=True):
@@ -280,8 +279,6 @@ async def send_encrypted(
     return None
 
 
-SyncHandler = Callable[[SyncResponse, bool], Awaitable[None]]
-
 
 async def key_bookkeeping(client: AsyncClient) -> None:
     """What nio leaves to the caller after each sync: queued to-device messages, one-time
@@ -293,115 +290,3 @@ async def key_bookkeeping(client: AsyncClient) -> None:
         await client.keys_query()
     if client.should_claim_keys:
         await client.keys_claim(client.get_users_for_key_claiming())
-
-
-async def missed_events(client: AsyncClient, room_id: str, prev_batch: str, since: str) -> list[Any]:
-    """Events of a room that a limited sync timeline left out, oldest first.
-
-    After a long outage the sync returns only the last events of a busy room ("limited");
-    the rest is paged back from the timeline's start down to the previous sync token.
-    """
-    chunks: list[Any] = []
-    start = prev_batch
-    for _ in range(50):  # at most 5,000 missed events per room and batch
-        resp = await client.room_messages(
-            room_id, start=start, end=since, direction=MessageDirection.back, limit=100
-        )
-        if not isinstance(resp, RoomMessagesResponse):
-            raise RuntimeError(f"could not page back missed events ({getattr(resp, 'status_code', '')})")
-        chunks.extend(resp.chunk)
-        if not resp.chunk or not resp.end or resp.end == start:
-            break
-        start = resp.end
-    return list(reversed(chunks))
-
-
-class SyncLoop:
-    """Sync, hand the batch to `handler`, then save the token. Back off while unreachable."""
-
-    def __init__(
-        self,
-        client: AsyncClient,
-        get_token: Callable[[], Awaitable[str | None]],
-        save_token: Callable[[str], Awaitable[None]],
-        handler: SyncHandler,
-        timeout_ms: int = 30000,
-        backoff: Backoff | None = None,
-        sync_filter: dict[str, Any] | None = None,
-    ) -> None:
-        self.client = client
-        self.get_token = get_token
-        self.save_token = save_token
-        self.handler = handler
-        self.timeout_ms = timeout_ms
-        self.backoff = backoff or Backoff()
-        self.sync_filter = sync_filter
-        self.synced = asyncio.Event()
-        self.failed_syncs = 0  # since start, for health checks and tests
-        self.since: str | None = None  # the token the batch being handled was asked from
-
-    async def _housekeeping(self) -> None:
-        await key_bookkeeping(self.client)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        token = await self.get_token()
-        initial = token is None
-        first = True
-        failures = 0
-        while not stop.is_set():
-            try:
-                # After a restart the sync is incremental from the saved token: rooms that
-                # stay quiet are not loaded at all (nio remembers which rooms are encrypted),
-                # which keeps restarts fast with thousands of rooms.
-                resp = await self.client.sync(
-                    timeout=0 if first else self.timeout_ms,
-                    since=token,
-                    sync_filter=self.sync_filter,
-                )
-            except (asyncio.TimeoutError, OSError, Exception) as e:  # noqa: BLE001
-                if isinstance(e, asyncio.CancelledError):
-                    raise
-                resp = e  # type: ignore[assignment]
-            if not isinstance(resp, SyncResponse):
-                delay = self.backoff.delay(failures)
-                failures += 1
-                self.failed_syncs += 1
-                log.warning(
-                    "matrix.sync_failed",
-                    attempt=failures,
-                    retry_in_s=round(delay, 2),
-                    error=type(resp).__name__,
-                    status=getattr(resp, "status_code", None),
-                )
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                except asyncio.TimeoutError:
-                    pass
-                continue
-            if failures:
-                log.info("matrix.sync_recovered", after_failures=failures)
-            failures = 0
-            self.since = token
-            try:
-                # Events of the very first sync of a new bot predate it: state only, no replies.
-                await self.handler(resp, initial)
-                # Key upload/query/claim after the batch, as nio's own loop does: replies
-                # are not held back by bookkeeping.
-                await self._housekeeping()
-            except Exception as e:  # noqa: BLE001
-                # Not saving the token means this batch comes again: handled events are
-                # skipped by id, the others are retried. Nothing is lost.
-                delay = self.backoff.delay(failures)
-                failures += 1
-                self.failed_syncs += 1
-                log.exception("matrix.batch_failed", error=type(e).__name__, retry_in_s=round(delay, 2))
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                except asyncio.TimeoutError:
-                    pass
-                continue
-            token = resp.next_batch
-            await self.save_token(token)
-            initial = False
-            first = False
-            self.synced.set()

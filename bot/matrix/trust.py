@@ -22,6 +22,7 @@ from nio import AsyncClient
 from nio.api import Api
 from nio.responses import ToDeviceResponse
 
+from bot.matrix import nio_private
 from bot.matrix.crypto import cross_signed_devices
 
 log = structlog.get_logger("carebot.trust")
@@ -105,8 +106,8 @@ class DeviceTrust:
         method, path, data = Api.to_device(
             self.client.access_token, "m.room_key.withheld", {"messages": messages}, uuid4()
         )
-        resp = await self.client._send(  # noqa: SLF001 - nio has no withheld sender
-            ToDeviceResponse, method, path, data, response_data=(None,)
+        resp = await nio_private.send(  # nio has no withheld sender
+            self.client, ToDeviceResponse, method, path, data, response_data=(None,)
         )
         if not isinstance(resp, ToDeviceResponse):  # not sent: try again with the next message
             for user_id, devices in messages.items():

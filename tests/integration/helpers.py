@@ -28,7 +28,7 @@ from nio import (
     SyncResponse,
 )
 
-from bot.app import CareBot
+from bot.runtime import CareBot
 from bot.config import load_config
 from bot.matrix.client import key_bookkeeping
 

@@ -1,0 +1,156 @@
+"""Rooms: exactly one active room per verified pair. Create, adopt (found from `carebot.pair`
+state after a lost database), reopen, close, and invite again members who left."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+from nio import AsyncClient, RoomCreateResponse
+
+from bot.care.roster import Pair
+from bot.matrix import nio_private
+from bot.matrix.messages import notice
+from bot.matrix.rooms import PAIR_STATE, create_room_body
+from bot.runtime.membership import FIRST_MEMBER
+from bot.runtime.shared import PIN, TO, LiveState, Wake, txn_for
+from bot.store import RoomRecord, Store
+
+log = structlog.get_logger("carebot")
+
+
+class Reconciler:
+    def __init__(
+        self,
+        client: AsyncClient,
+        store: Store,
+        state: LiveState,
+        *,
+        room_version: str,
+        max_concurrent_creations: int,
+        wake: Wake,
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._state = state
+        self._room_version = room_version
+        self._max_creations = max_concurrent_creations
+        self._wake = wake
+        self._lock = asyncio.Lock()
+        self._needed = False
+
+    async def reconcile_or_retry_later(self) -> None:
+        """Reconcile; if the homeserver fails us half-way, `retry_if_needed` tries again."""
+        try:
+            await self.reconcile()
+            self._needed = False
+        except Exception as e:  # noqa: BLE001 - rooms are made idempotently: a retry is safe
+            self._needed = True
+            log.warning("rooms.reconcile_failed", error=type(e).__name__)
+
+    async def retry_if_needed(self) -> None:
+        if self._needed:
+            await self.reconcile_or_retry_later()
+
+    async def reconcile(self) -> None:
+        """Exactly one active room per verified pair; rooms of removed pairs are closed."""
+        async with self._lock:
+            store, seen = self._store, self._state.seen_pairs
+            wanted = {(p.patient.id, p.practitioner.id): p for p in self._state.care.roster.verified_pairs()}
+            known = {(r.patient_id, r.practitioner_id): r for r in await store.rooms()}
+            # Rooms found from their carebot.pair state but missing in the database.
+            joined: set[str] = set()
+            if any(k not in known and k not in seen.values() for k in wanted):
+                joined = await self._pairs_from_server({r.room_id for r in known.values()})
+            for room_id, key in seen.items():
+                if key not in known and (room_id in self._client.rooms or room_id in joined):
+                    state = "active" if key in wanted else "closed"
+                    async with store.transaction():
+                        await store.save_room(room_id, *key, state=state)
+                    known[key] = RoomRecord(room_id, key[0], key[1], state)
+                    log.info("room.adopted", room_id=room_id, pair=f"{key[0]}/{key[1]}")
+            sem = asyncio.Semaphore(self._max_creations)
+
+            async def provision(key: tuple[str, str], pair: Pair) -> None:
+                async with sem:
+                    record = known.get(key)
+                    if record is None:
+                        await self.create_room(pair)
+                    else:
+                        if record.state != "active":
+                            async with store.transaction():
+                                await store.set_room_state(record.room_id, "active")
+                        await self._ensure_members(record.room_id, pair)
+
+            await asyncio.gather(*(provision(k, p) for k, p in wanted.items()))
+            for key, record in known.items():
+                if key not in wanted and record.state == "active":
+                    await self._close_room(record)
+
+    async def _pairs_from_server(self, known_rooms: set[str]) -> set[str]:
+        """Ask the server (not the sync, which Synapse may answer from its response cache
+        after a lost database) which joined rooms carry our `carebot.pair` state."""
+        client, seen = self._client, self._state.seen_pairs
+        resp = await client.joined_rooms()
+        rooms = set(getattr(resp, "rooms", None) or ())
+        for room_id in rooms - known_rooms - set(seen):
+            state = await client.room_get_state(room_id)
+            for ev in getattr(state, "events", None) or ():
+                content = ev.get("content", {})
+                if (ev.get("type") == PAIR_STATE and ev.get("state_key") == "" and ev.get("sender") == client.user_id
+                        and {"patient", "practitioner"} <= set(content)):
+                    seen[room_id] = (content["patient"], content["practitioner"])
+        return rooms
+
+    async def create_room(self, pair: Pair) -> None:
+        care = self._state.care
+        locale = care.locale_of(pair, pair.patient.matrix_id)
+        body = create_room_body(
+            bot=self._client.user_id,
+            patient_mxid=pair.patient.matrix_id,
+            practitioner_mxid=pair.practitioner.matrix_id,
+            patient_id=pair.patient.id,
+            practitioner_id=pair.practitioner.id,
+            name=care.texts.get("room_name", locale, practitioner=pair.practitioner.display_name),
+            topic=care.texts.get("topic", locale),
+            room_version=self._room_version,
+        )
+        resp = await nio_private.create_room(self._client, body)
+        if not isinstance(resp, RoomCreateResponse):
+            log.error("room.create_failed", pair=f"{pair.patient.id}/{pair.practitioner.id}", status=getattr(resp, "status_code", None))
+            return
+        room_id = resp.room_id
+        disclaimer = notice(care.texts.get("disclaimer", locale), extra={"carebot.disclaimer": True})
+        disclaimer[TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
+        disclaimer[PIN] = True
+        async with self._store.transaction():
+            await self._store.save_room(room_id, pair.patient.id, pair.practitioner.id)
+            # Posted when a member joins (see Membership.release_banner).
+            await self._store.save_pending_banner(room_id, FIRST_MEMBER, disclaimer)
+            await self._store.audit("bot", "room.created", room_id, {"patient": pair.patient.id, "practitioner": pair.practitioner.id}, care.policy_hash)
+        self._state.seen_pairs[room_id] = (pair.patient.id, pair.practitioner.id)
+        self._wake()
+        log.info("room.created", room_id=room_id, pair=f"{pair.patient.id}/{pair.practitioner.id}")
+
+    async def _ensure_members(self, room_id: str, pair: Pair) -> None:
+        """Invite again a member who left or rejected the invite; never a second room."""
+        for mxid in (pair.patient.matrix_id, pair.practitioner.matrix_id):
+            if not await self._store.needs_reinvite(room_id, mxid):
+                continue
+            resp = await self._client.room_invite(room_id, mxid)
+            if getattr(resp, "status_code", None) is None or "already" in str(getattr(resp, "message", "")):
+                async with self._store.transaction():
+                    await self._store.reinvited(room_id, mxid)
+                log.info("room.reinvited", room_id=room_id, pair=f"{pair.patient.id}/{pair.practitioner.id}")
+
+    async def _close_room(self, record: RoomRecord) -> None:
+        care = self._state.care
+        text = "\n\n".join(care.texts.get("channel_closed", loc) for loc in ("fr", "en"))
+        content = notice(text)
+        content[TO] = None  # whoever is still in the room
+        async with self._store.transaction():
+            await self._store.set_room_state(record.room_id, "closed")
+            await self._store.enqueue(txn_for("closed", record.room_id, str(time.time())), record.room_id, content)
+            await self._store.audit("admin", "room.closed", record.room_id, {"patient": record.patient_id, "practitioner": record.practitioner_id})
+        log.info("room.closed", room_id=record.room_id)

@@ -1,0 +1,234 @@
+"""The running bot: start-up, identity, wiring of the components, run until stopped.
+
+Flow of one sync batch (see router.py): invites are answered, `carebot.pair` state is noted (so
+rooms are found again if the database is lost), membership in pair rooms is checked (intruders
+removed), then each new message is handled in one database transaction that records the
+request, queues the replies in the outbox and marks the event handled. The sync token is saved
+after the batch. The outbox is then sent with fixed transaction ids, so a crash anywhere
+repeats nothing and loses nothing.
+
+`CareBot` only holds the configuration until `run()`: the components are built together once
+the store is open and the connection and identity exist, and live as long as the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from nio import AsyncClient
+
+from bot.care.service import CareContext, CareService
+from bot.config import Config
+from bot.matrix import crypto as xsign
+from bot.matrix import nio_private
+from bot.matrix.client import SYNC_TOKEN_KEY, Backoff, connect
+from bot.matrix.sync import SyncLoop
+from bot.matrix.trust import DeviceTrust
+from bot.runtime.conversation import Conversation
+from bot.runtime.device_warnings import DeviceWarnings
+from bot.runtime.housekeeping import Housekeeping
+from bot.runtime.invites import Invites
+from bot.runtime.membership import Membership
+from bot.runtime.outbox import Outbox
+from bot.runtime.reconcile import Reconciler
+from bot.runtime.reload import Reloader
+from bot.runtime.router import Router
+from bot.runtime.shared import LiveState
+from bot.runtime.undecryptable import UndecryptableMessages
+from bot.store import Store
+
+log = structlog.get_logger("carebot")
+
+SYNC_FILTER: dict[str, Any] = {
+    "room": {
+        "state": {"lazy_load_members": True},
+        "timeline": {"limit": 100, "lazy_load_members": True},
+        "ephemeral": {"not_types": ["*"]},
+        "account_data": {"not_types": ["*"]},
+    },
+    "presence": {"not_types": ["*"]},
+    "account_data": {"not_types": ["*"]},
+}
+
+
+@dataclass(frozen=True)
+class Running:
+    """The components of one run, all built at once."""
+
+    store: Store
+    client: AsyncClient
+    sync_loop: SyncLoop
+    outbox: Outbox
+    reconciler: Reconciler
+    reloader: Reloader
+    housekeeping: Housekeeping
+
+
+def assemble(
+    config: Config, store: Store, client: AsyncClient, state: LiveState, room_version: str,
+    reload_requested: asyncio.Event,
+) -> Running:
+    """Wire the components. Each gets only what it uses."""
+    trust = DeviceTrust(client, config.trust)
+    warnings = DeviceWarnings(store, state, client.user_id, config.trust)
+    outbox = Outbox(client, store, trust, tofu=config.trust == "tofu", on_unsigned=warnings.warn)
+    wake = outbox.wake
+    reconciler = Reconciler(
+        client, store, state, room_version=room_version,
+        max_concurrent_creations=config.rooms.max_concurrent_creations, wake=wake,
+    )
+    undecryptable = UndecryptableMessages(client, store, state, config.limits.undecryptable_wait_s, wake)
+    router = Router(
+        client, store, state,
+        on_invite=Invites(client, store, state, wake).on_invite,
+        on_device_changes=trust.invalidate,
+        handlers=[
+            Membership(client, store, state, wake),
+            undecryptable,
+            Conversation(store, CareService(store), state, wake),
+        ],
+        wake=wake,
+    )
+    sync_loop = SyncLoop(
+        client,
+        get_token=lambda: store.get(SYNC_TOKEN_KEY),
+        save_token=lambda token: store.set(SYNC_TOKEN_KEY, token),
+        handler=router.on_sync,
+        timeout_ms=config.sync.timeout_ms,
+        backoff=Backoff(cap=config.sync.backoff_max_s),
+        sync_filter=SYNC_FILTER,
+    )
+    reloader = Reloader(config, state, store, reload_requested, reconciler.reconcile_or_retry_later)
+
+    async def late_keys() -> None:
+        await undecryptable.retry(router.on_event)
+
+    housekeeping = Housekeeping(store, config.retention_days, [reconciler.retry_if_needed, late_keys])
+    return Running(store, client, sync_loop, outbox, reconciler, reloader, housekeeping)
+
+
+class CareBot:
+    def __init__(self, config: Config, password: Callable[[], str]) -> None:
+        self.config = config
+        self.password = password
+        self.ready = asyncio.Event()
+        self._reload_requested = asyncio.Event()
+        self._running: Running | None = None
+
+    # -- what tests, the bench and operators look at while it runs -------------------------
+    @property
+    def storage(self) -> Path:
+        return Path(self.config.storage.path)
+
+    @property
+    def running(self) -> Running:
+        if self._running is None:
+            raise RuntimeError("the bot is not running")
+        return self._running
+
+    @property
+    def store(self) -> Store:
+        return self.running.store
+
+    @property
+    def client(self) -> AsyncClient:
+        return self.running.client
+
+    @property
+    def sync_loop(self) -> SyncLoop | None:
+        return None if self._running is None else self._running.sync_loop
+
+    def request_reload(self) -> None:
+        self._reload_requested.set()
+
+    async def reload(self) -> bool:
+        return await self.running.reloader.reload()
+
+    async def reconcile(self) -> None:
+        await self.running.reconciler.reconcile()
+
+    # -- start-up --------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        care = CareContext.load(self.config)  # raises ConfigErrors on a broken roster/policy
+        state = LiveState(care=care, file_stamp=CareContext.stamp(self.config))
+        self.storage.mkdir(parents=True, exist_ok=True, mode=0o700)
+        store = await Store.open(self.storage / "carebot.db")
+        try:
+            client = await connect(
+                self.config.homeserver.url,
+                self.config.bot.user_id,
+                self.password,
+                self.config.bot.device_name,
+                self.storage,
+            )
+            try:
+                await self._setup_identity(client)
+                room_version = await _default_room_version(client)
+                self._running = assemble(self.config, store, client, state, room_version, self._reload_requested)
+                await self._main(self._running, stop)
+            finally:
+                await client.close()
+        finally:
+            await store.close()
+
+    async def _setup_identity(self, client: AsyncClient) -> None:
+        status = await xsign.ensure_cross_signing(client, self.password(), self.storage)
+        if status.recovery_key_path:
+            log.warning(
+                "identity.created",
+                recovery_key_file=str(status.recovery_key_path),
+                advice="copy this recovery key somewhere safe and offline, then delete the file",
+            )
+        log.info("identity.ready", device_signed=status.device_signed)
+
+    async def _main(self, parts: Running, stop: asyncio.Event) -> None:
+        loop = parts.sync_loop
+        tasks = [
+            asyncio.create_task(loop.run(stop), name="sync"),
+            asyncio.create_task(parts.outbox.run(stop), name="outbox"),
+            asyncio.create_task(parts.reloader.watch(stop), name="watch"),
+            asyncio.create_task(parts.housekeeping.run(stop), name="housekeeping"),
+        ]
+        try:
+            synced = asyncio.create_task(loop.synced.wait())
+            await asyncio.wait([synced, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
+            if not synced.done():
+                synced.cancel()
+                tasks[0].result()  # the sync task ended before the first sync: raise why
+                return
+            await parts.reconciler.reconcile_or_retry_later()
+            self.ready.set()
+            log.info("carebot.ready", rooms=len(await parts.store.rooms()))
+            done, _ = await asyncio.wait(
+                tasks + [asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            stop.set()
+            parts.outbox.wake()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _default_room_version(client: AsyncClient) -> str:
+    try:
+        body = await nio_private.capabilities(client)
+        return str(body["capabilities"]["m.room_versions"]["default"])
+    except Exception:  # noqa: BLE001 - an old server without capabilities: be conservative
+        return "10"
+
+
+def install_signal_handlers(bot: CareBot, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, bot.request_reload)

@@ -1,0 +1,36 @@
+"""The bot's own database: aiosqlite, versioned migrations, one transaction per handled event.
+
+What it stores (documented for the clinic in the README):
+- `kv`: the sync token and small bookkeeping values.
+- `processed_events`: ids of Matrix events already handled, so a redelivered event is ignored.
+- `rooms`: which room belongs to which (patient id, practitioner id) pair — roster ids only.
+- `requests`: renewal requests (roster ids, the medication as understood, status, rule ids, note
+  or reason, timestamps). This is medical data: the database file is 0600 under `storage.path`.
+- `pending_banners`: the room's disclaimer, waiting for a member to join (audience
+  `first_member`), or kept to be posted again when the patient joins after the practitioner
+  (audience `patient`).
+- `reinvites`: members who left or rejected the invite, to be invited again at the next
+  reconciliation.
+- `device_warnings`: devices the practitioner was already told are not cross-signed.
+- `undecryptable`: messages the bot could not decrypt yet (room, the encrypted event as
+  received, the deadline for its key), retried until the key comes or the deadline passes.
+- `outbox`: replies decided but not yet confirmed sent; each has a transaction id so that a
+  resend after a crash is de-duplicated by the homeserver. Sent rows are deleted.
+- `audit`: append-only records of requests, decisions, rooms and reloads (ids only).
+"""
+
+from bot.store.records import OutboxItem, Request, RoomRecord, Undecryptable
+from bot.store.schema import LATEST, MIGRATIONS, Migration, StoreError
+from bot.store.store import Store
+
+__all__ = [
+    "LATEST",
+    "MIGRATIONS",
+    "Migration",
+    "OutboxItem",
+    "Request",
+    "RoomRecord",
+    "Store",
+    "StoreError",
+    "Undecryptable",
+]
