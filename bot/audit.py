@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from bot.config import load_config
-from bot.store import Store
+from bot.config import Config, load_config
+from bot.store import Store, StoreError
 from bot.yamlutil import ConfigErrors
 
 
@@ -28,8 +28,12 @@ def parse_since(text: str) -> float:
     return day.timestamp()
 
 
-async def export(db_path: Path, since: float, out: object) -> int:
-    store = await Store.open(db_path)
+async def export(db_path: Path, since: float, out: object, config: Config | None = None) -> int:
+    if config is not None and config.storage.database:
+        store = await Store.for_config(Path(config.storage.path), config.storage.database,
+                                       config.storage.db_schema, config.bot.user_id)
+    else:
+        store = await Store.open(db_path)
     try:
         rows = await store.audit_since(since)
     finally:
@@ -53,8 +57,12 @@ def main_audit(args: argparse.Namespace) -> int:
         print(f"carebot audit: {e}", file=sys.stderr)
         return 2
     db = Path(config.storage.path) / "carebot.db"
-    if not db.exists():
+    if not config.storage.database and not db.exists():
         print(f"carebot audit: no database at {db} (storage.path in {args.config}); has the bot run?", file=sys.stderr)
         return 1
-    asyncio.run(export(db, since, sys.stdout))
+    try:
+        asyncio.run(export(db, since, sys.stdout, config))
+    except StoreError as e:
+        print(f"carebot audit: {e}", file=sys.stderr)
+        return 1
     return 0

@@ -50,3 +50,22 @@ def postgres() -> Iterator[PostgresServer]:
 def pg_url(postgres: PostgresServer) -> str:
     """A fresh, empty PostgreSQL database for one test."""
     return postgres.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """Run a test on both stores: None (SQLite in storage.path) or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def open_store(store_url: str | None, tmp_path):
+    """`await open_store()`: a migrated Store on the backend of this parametrisation."""
+    from bot.store import Store
+
+    async def make(schema: str = "carebot_test"):
+        return await Store.for_config(tmp_path / "data", store_url, schema, "@carebot:test")
+
+    return make

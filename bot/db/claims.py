@@ -15,7 +15,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from bot.db.database import SHARED_SCHEMA, PostgresDatabase
+from bot.db.database import SHARED_SCHEMA, PostgresDatabase, StoreError
 _LOCK_KEY = 0x6361726562  # "careb": one advisory lock for every claim change
 
 
@@ -25,7 +25,7 @@ class Conflict:
     other_bot: str
 
 
-class ClaimConflict(Exception):
+class ClaimConflict(StoreError):
     def __init__(self, bot_user_id: str, conflicts: list[Conflict], where: str) -> None:
         self.bot_user_id = bot_user_id
         self.conflicts = conflicts

@@ -50,6 +50,8 @@ class Metrics:
         self._clock = clock
         self._last_sync: float | None = None
         self._sources: dict[str, tuple[Gauge, GaugeSource]] = {}
+        self._sync_failures: Callable[[], int] | None = None
+        self._sync_failures_seen = 0
         r = self.registry
         self.commands = Counter("carebot_commands", "Commands handled, by command name.", ["command"], registry=r)
         self.syncs = Counter("carebot_syncs", "Sync responses handled.", registry=r)
@@ -90,6 +92,10 @@ class Metrics:
     def set_ready(self, ready: bool) -> None:
         self.ready.set(1 if ready else 0)
 
+    def track_sync_failures(self, count: Callable[[], int]) -> None:
+        """`count()`: failed syncs since start (the sync loop's own tally), read at each scrape."""
+        self._sync_failures = count
+
     def add_gauge_source(self, name: str, documentation: str, source: GaugeSource) -> None:
         """A gauge read from `source()` (sync or async) at each scrape, e.g. the FHIR queue depth."""
         if name in self._sources:
@@ -105,6 +111,11 @@ class Metrics:
         now = self._clock()
         lag = self.seconds_since_sync
         self.sync_lag.set(lag if lag is not None else now - self._started)
+        if self._sync_failures is not None:
+            total = self._sync_failures()
+            if total > self._sync_failures_seen:
+                self.sync_errors.inc(total - self._sync_failures_seen)
+                self._sync_failures_seen = total
         snap = await self._snapshot()
         self.outbox_depth.set(snap.outbox_depth)
         oldest = snap.outbox_oldest_created_at

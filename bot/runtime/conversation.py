@@ -3,10 +3,12 @@ transaction that records the request, queues the replies and marks the event han
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from nio import RoomMessageText
 
+from bot.care.commands import Command, parse
 from bot.care.roster import Pair
 from bot.care.service import CareService, Reply
 from bot.faults import crash_point
@@ -35,11 +37,15 @@ class Conversation:
     kinds = (RoomMessageText,)
     active_pairs_only = True
 
-    def __init__(self, store: Store, service: CareService, state: LiveState, wake: Wake) -> None:
+    def __init__(
+        self, store: Store, service: CareService, state: LiveState, wake: Wake,
+        on_command: Callable[[str], None] | None = None,
+    ) -> None:
         self._store = store
         self._service = service
         self._state = state
         self._wake = wake
+        self._on_command = on_command  # counts commands by name (metrics)
 
     async def handle(self, record: RoomRecord, pair: Pair | None, event: RoomMessageText) -> None:
         assert pair is not None  # active_pairs_only
@@ -63,3 +69,16 @@ class Conversation:
             await self._store.mark_processed(event.event_id, room_id)
         crash_point("after_commit")
         self._wake()  # start sending while the rest of the batch is handled
+        if self._on_command is not None:
+            self._on_command(command_name(event.body))
+
+
+def command_name(body: str) -> str:
+    """The command's canonical name for the metrics ('message' when it is not one, 'invalid'
+    for an unknown or malformed one) — never its arguments."""
+    parsed = parse(body)
+    if parsed is None:
+        return "message"
+    if isinstance(parsed, Command):
+        return parsed.name
+    return parsed.name or "invalid"

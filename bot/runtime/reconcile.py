@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import structlog
 from nio import AsyncClient, RoomCreateResponse
@@ -30,6 +31,7 @@ class Reconciler:
         room_version: str,
         max_concurrent_creations: int,
         wake: Wake,
+        on_reconciled: "Callable[[float], None] | None" = None,
     ) -> None:
         self._client = client
         self._store = store
@@ -39,6 +41,7 @@ class Reconciler:
         self._wake = wake
         self._lock = asyncio.Lock()
         self._needed = False
+        self._on_reconciled = on_reconciled  # seconds a successful reconciliation took (metrics, readiness)
 
     async def reconcile_or_retry_later(self) -> None:
         """Reconcile; if the homeserver fails us half-way, `retry_if_needed` tries again."""
@@ -55,13 +58,20 @@ class Reconciler:
 
     async def reconcile(self) -> None:
         """Exactly one active room per verified pair; rooms of removed pairs are closed."""
+        started = time.monotonic()
+        await self._reconcile()
+        if self._on_reconciled is not None:
+            self._on_reconciled(time.monotonic() - started)
+
+    async def _reconcile(self) -> None:
         async with self._lock:
             store, seen = self._store, self._state.seen_pairs
             wanted = {(p.patient.id, p.practitioner.id): p for p in self._state.care.roster.verified_pairs()}
             known = {(r.patient_id, r.practitioner_id): r for r in await store.rooms()}
             # Rooms found from their carebot.pair state but missing in the database.
             joined: set[str] = set()
-            if any(k not in known and k not in seen.values() for k in wanted):
+            seen_keys = set(seen.values())  # a set: 10,000 pairs would make a list scan quadratic
+            if any(k not in known and k not in seen_keys for k in wanted):
                 joined = await self._pairs_from_server({r.room_id for r in known.values()})
             for room_id, key in seen.items():
                 if key not in known and (room_id in self._client.rooms or room_id in joined):

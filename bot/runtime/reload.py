@@ -11,7 +11,7 @@ import structlog
 from bot.care.service import CareContext
 from bot.config import Config
 from bot.runtime.shared import LiveState
-from bot.store import Store
+from bot.store import Store, StoreError
 from bot.yamlutil import ConfigErrors
 
 log = structlog.get_logger("carebot")
@@ -27,12 +27,14 @@ class Reloader:
         store: Store,
         requested: asyncio.Event,
         on_reloaded: Callable[[], Awaitable[None]],
+        accept: Callable[[CareContext], Awaitable[None]] | None = None,
     ) -> None:
         self._config = config
         self._state = state
         self._store = store
         self._requested = requested  # set by SIGHUP
         self._on_reloaded = on_reloaded
+        self._accept = accept  # a last check before a new roster is put in force (claims)
 
     async def watch(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -51,6 +53,13 @@ class Reloader:
         """Load roster and policies again; an invalid file keeps what is in force."""
         try:
             care = CareContext.load(self._config)
+            if self._accept is not None:
+                await self._accept(care)
+        except StoreError as e:  # e.g. another bot serves one of the new roster's practitioners
+            log.error("config.reload_rejected", problem=str(e))
+            async with self._store.transaction():
+                await self._store.audit("admin", "config.reload_rejected", None, {"errors": 1})
+            return False
         except ConfigErrors as e:
             for err in e.errors:
                 log.error("config.reload_rejected", file=str(err.file), line=err.line, key=err.key, problem=err.message)

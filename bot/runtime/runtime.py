@@ -28,13 +28,14 @@ from bot.config import Config
 from bot.matrix import crypto as xsign
 from bot.matrix import nio_private
 from bot.matrix.client import SYNC_TOKEN_KEY, Backoff, connect
-from bot.matrix.sync import SyncLoop
+from bot.matrix.sync import SyncHandler, SyncLoop
 from bot.matrix.trust import DeviceTrust
 from bot.runtime.conversation import Conversation
 from bot.runtime.device_warnings import DeviceWarnings
 from bot.runtime.housekeeping import Housekeeping
 from bot.runtime.invites import Invites
 from bot.runtime.membership import Membership
+from bot.runtime.operations import Operations, claim_practitioners
 from bot.runtime.outbox import Outbox
 from bot.runtime.reconcile import Reconciler
 from bot.runtime.reload import Reloader
@@ -68,11 +69,12 @@ class Running:
     reconciler: Reconciler
     reloader: Reloader
     housekeeping: Housekeeping
+    ops: Operations
 
 
 def assemble(
     config: Config, store: Store, client: AsyncClient, state: LiveState, room_version: str,
-    reload_requested: asyncio.Event,
+    reload_requested: asyncio.Event, ops: Operations,
 ) -> Running:
     """Wire the components. Each gets only what it uses."""
     trust = DeviceTrust(client, config.trust)
@@ -82,6 +84,7 @@ def assemble(
     reconciler = Reconciler(
         client, store, state, room_version=room_version,
         max_concurrent_creations=config.rooms.max_concurrent_creations, wake=wake,
+        on_reconciled=ops.reconciled,
     )
     undecryptable = UndecryptableMessages(client, store, state, config.limits.undecryptable_wait_s, wake)
     router = Router(
@@ -91,7 +94,7 @@ def assemble(
         handlers=[
             Membership(client, store, state, wake),
             undecryptable,
-            Conversation(store, CareService(store), state, wake),
+            Conversation(store, CareService(store), state, wake, on_command=ops.command),
         ],
         wake=wake,
     )
@@ -99,18 +102,35 @@ def assemble(
         client,
         get_token=lambda: store.get(SYNC_TOKEN_KEY),
         save_token=lambda token: store.set(SYNC_TOKEN_KEY, token),
-        handler=router.on_sync,
+        handler=_metered(router.on_sync, ops),
         timeout_ms=config.sync.timeout_ms,
         backoff=Backoff(cap=config.sync.backoff_max_s),
         sync_filter=SYNC_FILTER,
     )
-    reloader = Reloader(config, state, store, reload_requested, reconciler.reconcile_or_retry_later)
+
+    async def claims_still_hold(care: CareContext) -> None:
+        await claim_practitioners(config, store, care)
+
+    reloader = Reloader(
+        config, state, store, reload_requested, reconciler.reconcile_or_retry_later, accept=claims_still_hold
+    )
+    ops.metrics.track_sync_failures(lambda: sync_loop.failed_syncs)
 
     async def late_keys() -> None:
         await undecryptable.retry(router.on_event)
 
     housekeeping = Housekeeping(store, config.retention_days, [reconciler.retry_if_needed, late_keys])
-    return Running(store, client, sync_loop, outbox, reconciler, reloader, housekeeping)
+    return Running(store, client, sync_loop, outbox, reconciler, reloader, housekeeping, ops)
+
+
+def _metered(handler: SyncHandler, ops: Operations) -> SyncHandler:
+    """The sync handler, telling operations when a batch was handled (sync lag, readiness)."""
+
+    async def on_sync(resp: Any, initial: bool, since: str | None) -> None:
+        await handler(resp, initial, since)
+        ops.synced()
+
+    return on_sync
 
 
 class CareBot:
@@ -158,8 +178,13 @@ class CareBot:
         care = CareContext.load(self.config)  # raises ConfigErrors on a broken roster/policy
         state = LiveState(care=care, file_stamp=CareContext.stamp(self.config))
         self.storage.mkdir(parents=True, exist_ok=True, mode=0o700)
-        store = await Store.open(self.storage / "carebot.db")
+        storage = self.config.storage
+        store = await Store.for_config(self.storage, storage.database, storage.db_schema, self.config.bot.user_id)
+        ops: Operations | None = None
         try:
+            await claim_practitioners(self.config, store, care)
+            ops = Operations(self.config, store)
+            await ops.start()
             client = await connect(
                 self.config.homeserver.url,
                 self.config.bot.user_id,
@@ -170,11 +195,15 @@ class CareBot:
             try:
                 await self._setup_identity(client)
                 room_version = await _default_room_version(client)
-                self._running = assemble(self.config, store, client, state, room_version, self._reload_requested)
+                self._running = assemble(
+                    self.config, store, client, state, room_version, self._reload_requested, ops
+                )
                 await self._main(self._running, stop)
             finally:
                 await client.close()
         finally:
+            if ops is not None:
+                await ops.stop()
             await store.close()
 
     async def _setup_identity(self, client: AsyncClient) -> None:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from nio import RoomCreateResponse, RoomGetStateEventResponse, RoomGetStateResponse
 
-from tests.integration.helpers import NioUser, Seen, make_clinic, roster_for, running_bot
+from tests.integration.helpers import NioUser, Seen, lose_database, make_clinic, roster_for, running_bot
 
 pytestmark = pytest.mark.integration
 
@@ -126,8 +126,8 @@ async def _with_pin(patient: NioUser, room_id: str) -> dict[tuple[str, str], dic
 
 
 # 2 -----------------------------------------------------------------------------------------
-async def test_one_room_per_pair_across_restarts_and_database_loss(homeserver, new_user, tmp_path):
-    clinic = make_clinic(tmp_path, homeserver, new_user)
+async def test_one_room_per_pair_across_restarts_and_database_loss(homeserver, new_user, tmp_path, store_url):
+    clinic = make_clinic(tmp_path, homeserver, new_user, database=store_url)
     patient = await clinic.user(clinic.patient, "patient").start()
     bot_mxid = clinic.bot[0]
     try:
@@ -145,9 +145,7 @@ async def test_one_room_per_pair_across_restarts_and_database_loss(homeserver, n
 
         data = tmp_path / "data"
         assert (data / "session.json").exists() and (data / "crypto").is_dir()
-        for suffix in ("", "-wal", "-shm"):
-            (data / f"carebot.db{suffix}").unlink(missing_ok=True)
-        assert not (data / "carebot.db").exists()
+        await lose_database(clinic.config_path)
 
         async with running_bot(clinic.config_path) as bot:
             rooms = await bot.store.rooms()

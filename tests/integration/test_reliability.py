@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 
 import pytest
 import yaml
 
 from bot.devserver import Homeserver
-from tests.integration.helpers import BotProcess, CuttableProxy, make_clinic, replying_to, running_bot
+from tests.integration.helpers import BotProcess, CuttableProxy, make_clinic, replying_to, running_bot, store_counts
 
 pytestmark = pytest.mark.integration
 
@@ -39,9 +38,9 @@ async def _count_after_barrier(patient, room_id: str, event_id: str) -> int:
 
 @pytest.mark.parametrize("crash_at", ["after_commit", "after_send"])
 async def test_sigkill_between_receiving_and_replying_loses_nothing_and_repeats_nothing(
-    homeserver, new_user, tmp_path, crash_at
+    homeserver, new_user, tmp_path, crash_at, store_url
 ):
-    clinic = make_clinic(tmp_path, homeserver, new_user)
+    clinic = make_clinic(tmp_path, homeserver, new_user, database=store_url)
     patient = await clinic.user(clinic.patient, "patient").start()
     try:
         bot = await BotProcess(clinic.config_path).start()
@@ -58,9 +57,7 @@ async def test_sigkill_between_receiving_and_replying_loses_nothing_and_repeats_
         assert reply.content["carebot.renewal"]["status"] == "pending"
         assert await _count_after_barrier(patient, room_id, ask) == 1
         await bot.stop()
-        db = sqlite3.connect(tmp_path / "data" / "carebot.db")
-        assert db.execute("SELECT count(*) FROM requests").fetchone()[0] == 1
-        assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+        assert await store_counts(clinic.config_path, "requests", "outbox") == {"requests": 1, "outbox": 0}
     finally:
         await patient.close()
 
