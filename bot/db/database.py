@@ -18,7 +18,7 @@ import contextlib
 import contextvars
 import os
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,28 @@ class Database(ABC):
 
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
+        # Callbacks to run once the current transaction has committed (dropped on rollback).
+        self._after: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar(
+            f"after-{id(self)}", default=None
+        )
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` when the current transaction commits (at once outside a transaction):
+        how in-memory mirrors of a table stay true to what is committed."""
+        pending = self._after.get()
+        if pending is None:
+            callback()
+        else:
+            pending.append(callback)
+
+    @contextlib.asynccontextmanager
+    async def _collecting(self) -> AsyncIterator[list[Callable[[], None]]]:
+        callbacks: list[Callable[[], None]] = []
+        token = self._after.set(callbacks)
+        try:
+            yield callbacks
+        finally:
+            self._after.reset(token)
 
     @abstractmethod
     async def execute(self, sql: str, *args: Any) -> int: ...
@@ -120,7 +142,7 @@ class SqliteDatabase(Database):
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        async with self._lock:
+        async with self._lock, self._collecting() as callbacks:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -128,6 +150,8 @@ class SqliteDatabase(Database):
                 await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
+        for callback in callbacks:
+            callback()
 
     async def schema_version(self) -> int:
         return int(await self.fetchval("PRAGMA user_version") or 0)
@@ -199,12 +223,15 @@ class PostgresDatabase(Database):
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        async with self._lock, self._pool.acquire() as conn, conn.transaction():
-            token = self._tx.set(conn)
-            try:
-                yield
-            finally:
-                self._tx.reset(token)
+        async with self._lock, self._collecting() as callbacks:
+            async with self._pool.acquire() as conn, conn.transaction():
+                token = self._tx.set(conn)
+                try:
+                    yield
+                finally:
+                    self._tx.reset(token)
+        for callback in callbacks:
+            callback()
 
     async def schema_version(self) -> int:
         async with self._conn() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from typing import Any
@@ -13,7 +14,31 @@ _ROOM = "SELECT room_id, patient_id, practitioner_id, state FROM rooms"
 
 
 class CareTables:
+    """Rooms and the outbox are read on every message: both are mirrored in memory (this
+    process is their only writer), kept true to what is committed with `after_commit`, so
+    that the path from a command to its reply makes two fewer database round trips."""
+
     db: Database
+    _room_cache: dict[str, RoomRecord]
+    _room_dirty: set[str]  # written in a transaction not (yet) committed: never cached
+    _room_writes: dict[str, int]
+    _outbox: dict[int, OutboxItem]  # unsent replies by id, in id order
+
+    async def _load_care_mirrors(self) -> None:
+        self._room_cache, self._room_dirty, self._room_writes = {}, set(), {}
+        rows = await self.db.fetch("SELECT id, txn_id, room_id, event_type, content FROM outbox ORDER BY id")
+        self._outbox = {r[0]: OutboxItem(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows}
+
+    def _room_written(self, room_id: str) -> None:
+        def committed() -> None:
+            self._room_dirty.discard(room_id)
+            self._room_writes[room_id] = self._room_writes.get(room_id, 0) + 1
+            self._room_cache.pop(room_id, None)
+
+        self._room_dirty.add(room_id)
+        self._room_writes[room_id] = self._room_writes.get(room_id, 0) + 1
+        self._room_cache.pop(room_id, None)
+        self.db.after_commit(committed)
 
     # -- rooms ---------------------------------------------------------------------------
     async def rooms(self) -> list[RoomRecord]:
@@ -24,12 +49,22 @@ class CareTables:
         return None if row is None else RoomRecord(*row)
 
     async def room(self, room_id: str) -> RoomRecord | None:
+        cached = self._room_cache.get(room_id)
+        if cached is not None:
+            return cached
+        writes = self._room_writes.get(room_id, 0)
         row = await self.db.fetchrow(_ROOM + " WHERE room_id = $1", room_id)
-        return None if row is None else RoomRecord(*row)
+        if row is None:
+            return None
+        record = RoomRecord(*row)
+        if room_id not in self._room_dirty and self._room_writes.get(room_id, 0) == writes:
+            self._room_cache[room_id] = record  # no write overtook this read
+        return record
 
     async def save_room(
         self, room_id: str, patient_id: str, practitioner_id: str, state: str = "active"
     ) -> None:
+        self._room_written(room_id)
         await self.db.execute(
             "INSERT INTO rooms (room_id, patient_id, practitioner_id, state, created_at) "
             "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id) DO UPDATE SET state = excluded.state",
@@ -37,6 +72,7 @@ class CareTables:
         )
 
     async def set_room_state(self, room_id: str, state: str) -> None:
+        self._room_written(room_id)
         await self.db.execute("UPDATE rooms SET state = $1 WHERE room_id = $2", state, room_id)
 
     # -- requests ------------------------------------------------------------------------
@@ -103,23 +139,23 @@ class CareTables:
     async def enqueue(
         self, txn_id: str, room_id: str, content: dict[str, Any], event_type: str = "m.room.message"
     ) -> None:
-        await self.db.execute(
+        stored = json.dumps(content)
+        new_id = await self.db.fetchval(
             "INSERT INTO outbox (txn_id, room_id, event_type, content, created_at) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            txn_id, room_id, event_type, json.dumps(content), time.time(),
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id",
+            txn_id, room_id, event_type, stored, time.time(),
         )
+        if new_id is not None:  # None: that transaction id is already queued
+            item = OutboxItem(new_id, txn_id, room_id, event_type, json.loads(stored))
+            self.db.after_commit(lambda: self._outbox.__setitem__(item.id, item))
 
     async def outbox(self, limit: int = 100) -> list[OutboxItem]:
-        rows = await self.db.fetch(
-            "SELECT id, txn_id, room_id, event_type, content FROM outbox ORDER BY id LIMIT $1", limit
-        )
-        return [
-            OutboxItem(r["id"], r["txn_id"], r["room_id"], r["event_type"], json.loads(r["content"]))
-            for r in rows
-        ]
+        """The oldest unsent replies, from the committed mirror (no database round trip)."""
+        return list(itertools.islice(self._outbox.values(), limit))
 
     async def sent(self, outbox_id: int) -> None:
         await self.db.execute("DELETE FROM outbox WHERE id = $1", outbox_id)
+        self.db.after_commit(lambda: self._outbox.pop(outbox_id, None))
 
     # -- audit ---------------------------------------------------------------------------
     async def audit(

@@ -29,12 +29,14 @@ class Store(WorkflowTables, CareTables, OpsTables):
     @classmethod
     async def on(cls, db: Database) -> "Store":
         """The store on an open database, migrated to the latest schema (closed on failure)."""
+        store = cls(db)
         try:
             await upgrade(db, MIGRATIONS)
+            await store._load_care_mirrors()
         except BaseException:
             await db.close()
             raise
-        return cls(db)
+        return store
 
     @classmethod
     async def for_config(cls, storage_path: Path, database_url: str | None, schema: str | None, bot_user_id: str) -> "Store":

@@ -111,3 +111,35 @@ async def test_key_value_prefix_lookup_and_workflow_tables_work_on_both_stores(o
     snap = await store.ops_snapshot()
     assert snap.undecryptable_waiting == 1 and snap.outbox_depth == 0
     await store.close()
+
+
+async def test_the_in_memory_outbox_and_rooms_follow_only_what_was_committed(open_store):
+    store = await open_store()
+    with pytest.raises(RuntimeError):
+        async with store.transaction():
+            await store.enqueue("txn-lost", "!r", {"body": "rolled back"})
+            await store.save_room("!r", "pat-1", "dr-a")
+            raise RuntimeError("crash before commit")
+    assert await store.outbox() == [] and await store.room("!r") is None
+    async with store.transaction():
+        await store.save_room("!r", "pat-1", "dr-a")
+        await store.enqueue("txn-1", "!r", {"body": "a"})
+        await store.enqueue("txn-2", "!r", {"body": "b"})
+    assert [i.txn_id for i in await store.outbox()] == ["txn-1", "txn-2"]
+    assert [i.txn_id for i in await store.outbox(limit=1)] == ["txn-1"]
+    assert (await store.room("!r")).state == "active"  # now cached
+    async with store.transaction():
+        await store.set_room_state("!r", "closed")
+    assert (await store.room("!r")).state == "closed"  # the write replaced the cached record
+    with pytest.raises(RuntimeError):
+        async with store.transaction():
+            await store.set_room_state("!r", "active")
+            raise RuntimeError("rolled back")
+    assert (await store.room("!r")).state == "closed"
+    async with store.transaction():
+        await store.sent((await store.outbox())[0].id)
+    assert [i.txn_id for i in await store.outbox()] == ["txn-2"]
+    await store.close()
+    reopened = await open_store()  # what a restart finds: the same, read from the database
+    assert [(i.txn_id, i.content) for i in await reopened.outbox()] == [("txn-2", {"body": "b"})]
+    await reopened.close()
