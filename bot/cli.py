@@ -2,10 +2,14 @@
 
     carebot check-config --config F      validate config, roster, policies, texts, lexicon
     carebot policy check --config F      list the eligibility rules (and their errors)
-    carebot policy explain --config F --patient ID --practitioner ID --medication "..."
+    carebot policy explain --config F --patient ID|@mxid --practitioner ID|@mxid --medication "..."
     carebot run | demo | recover | audit  (implemented in their own modules, imported lazily)
     carebot probe --config F [--ready]   ask the running bot's /healthz or /readyz
     carebot db migrate-to-postgres --config F --to postgresql://…   copy the SQLite store, verified
+
+`check-config` also checks every file the config names (`*_file` keys: the password file,
+token files): it must exist, be readable and not be empty. `policy explain` counts the pair's
+open requests from the bot's database when there is one (read only).
 
 Errors are printed one per line on stderr (file:line: key: message) and the exit code is 1.
 """
@@ -13,10 +17,15 @@ Errors are printed one per line on stderr (file:line: key: message) and the exit
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import BaseModel
 
 from bot.care.emergency import Lexicon
 from bot.care.policy import EligibilityContext, Policies, explain
@@ -53,6 +62,7 @@ def load_all(config_path: str) -> Loaded:
             errors.extend(exc.errors)
             return None
 
+    errors.extend(check_named_files(config))
     roster = attempt(Roster.load, config.roster.path)
     policies = attempt(Policies.load, config.policies.path)
     texts = attempt(Texts.load, config.policies.path)
@@ -64,6 +74,39 @@ def load_all(config_path: str) -> Loaded:
     return Loaded(config, roster, policies, texts, lexicon)
 
 
+def _named_files(model: Any, prefix: str = "") -> Iterator[tuple[str, Path]]:
+    """(dotted key, path) of every `*_file` key set in the config, however deep."""
+    if not isinstance(model, BaseModel):
+        return
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        key = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            yield from _named_files(value, key + ".")
+        elif name.endswith("_file") and value is not None:
+            yield key, Path(value)
+
+
+def check_named_files(config: Config) -> list[ConfigError]:
+    """Every file the config names exists, is readable and is not empty (without printing it)."""
+    errors = []
+    for key, path in _named_files(config):
+        if not path.exists():
+            errors.append(config.error(key, f"file not found: {path}. Create it or fix the path."))
+        elif not path.is_file():
+            errors.append(config.error(key, f"{path} is not a file. Give the path of a file."))
+        else:
+            try:
+                with path.open("rb") as f:
+                    empty = not f.read(4096).strip()
+            except OSError as exc:
+                errors.append(config.error(key, f"cannot read {path} ({exc.strerror}). Check its owner and permissions."))
+                continue
+            if empty:
+                errors.append(config.error(key, f"{path} is empty. Put the secret in it."))
+    return errors
+
+
 def cmd_check_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         x = load_all(args.config)
@@ -72,6 +115,7 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print(
         f"OK: {len(x.roster.practitioners)} practitioners, {len(x.roster.patients)} patients, "
         f"{len(x.roster.verified_pairs())} verified pairs, {len(x.policies.rules)} rules, "
+        f"{len(x.policies.synonyms.table)} synonyms, "
         f"{len(x.lexicon.terms)} emergency terms, {len(x.texts.keys())} texts",
         file=out,
     )
@@ -94,8 +138,30 @@ def cmd_policy_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         params = {k: v for k, v in rule.model_dump().items() if k not in ("id", "type", "reason")}
         shown = ", ".join(f"{k}={list(v) if isinstance(v, tuple) else v}" for k, v in params.items())
         print(f"{rule.id}: {rule.type}" + (f" ({shown})" if shown else ""), file=out)
-    print(f"OK: {len(policies.rules)} rules, sha256 {policies.policy_hash()}", file=out)
+    print(f"OK: {len(policies.rules)} rules, {len(policies.synonyms.table)} synonyms, sha256 {policies.policy_hash()}", file=out)
     return 0
+
+
+def _roster_id(roster: Roster, value: str, kind: str) -> str | None:
+    """A roster id from an id or a Matrix id ("@alice:clinic.example")."""
+    if value.startswith("@"):
+        person = roster.patient_by_mxid(value) if kind == "patient" else roster.practitioner_by_mxid(value)
+        return person.id if person is not None else None
+    found = roster.patient(value) if kind == "patient" else roster.practitioner(value)
+    return found.id if found is not None else None
+
+
+def _open_requests(db: Path, patient_id: str, practitioner_id: str) -> list[str]:
+    """Medication keys of the pair's pending requests, read (read-only) from the bot's database."""
+    conn = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True, timeout=5)
+    try:
+        rows = conn.execute(
+            "SELECT medication_key FROM requests WHERE patient_id = ? AND practitioner_id = ? AND status = 'pending' ORDER BY id",
+            (patient_id, practitioner_id),
+        ).fetchall()
+    finally:
+        conn.close()
+    return [r[0] for r in rows]
 
 
 def cmd_policy_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -104,23 +170,43 @@ def cmd_policy_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     except ConfigErrors as exc:
         return _print_errors(exc.errors, err)
     problems = []
-    if x.roster.patient(args.patient) is None:
-        problems.append(f"unknown patient id '{args.patient}'. Use an id from the roster's 'patients'.")
-    if x.roster.practitioner(args.practitioner) is None:
-        problems.append(f"unknown practitioner id '{args.practitioner}'. Use an id from the roster's 'practitioners'.")
+    patient_id = _roster_id(x.roster, args.patient, "patient")
+    practitioner_id = _roster_id(x.roster, args.practitioner, "practitioner")
+    if patient_id is None:
+        what = "Matrix id" if args.patient.startswith("@") else "id"
+        problems.append(f"unknown patient {what} '{args.patient}'. Use an id or a Matrix id from the roster's 'patients' ({x.config.roster.path}).")
+    if practitioner_id is None:
+        what = "Matrix id" if args.practitioner.startswith("@") else "id"
+        problems.append(
+            f"unknown practitioner {what} '{args.practitioner}'. Use an id or a Matrix id from the roster's 'practitioners' ({x.config.roster.path})."
+        )
     if problems:
         for p in problems:
             print(p, file=err)
         return 1
+    assert patient_id is not None and practitioner_id is not None
     try:
         today = date.fromisoformat(args.today) if args.today else date.today()
     except ValueError:
         print(f"--today: '{args.today}' is not a date. Write it like 2026-01-31.", file=err)
         return 1
-    pair = x.roster.pair(args.patient, args.practitioner)
-    decision = x.policies.evaluate(EligibilityContext(pair, args.medication, today))
+    db = Path(x.config.storage.path) / "carebot.db"
+    open_keys: list[str] = []
+    if x.config.storage.database:
+        source = "open requests counted as 0: the store is in PostgreSQL (storage.database), not read offline"
+    elif db.exists():
+        try:
+            open_keys = _open_requests(db, patient_id, practitioner_id)
+            source = f"open requests read from {db}"
+        except sqlite3.Error as exc:
+            source = f"open requests counted as 0: cannot read {db} ({exc})"
+    else:
+        source = f"open requests counted as 0: no database at {db} yet (storage.path)"
+    pair = x.roster.pair(patient_id, practitioner_id)
+    ctx = EligibilityContext(pair, args.medication, today, open_medications=tuple(open_keys), open_count=len(open_keys))
+    decision = x.policies.evaluate(ctx)
     print(explain(decision, args.locale or x.config.locale), file=out)
-    print("(offline: open requests are counted as 0)", file=out)
+    print(f"({source})", file=out)
     return 0
 
 
@@ -170,8 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(psub.add_parser("check", help="validate and list the rules"))
     p.set_defaults(func=cmd_policy_check)
     p = with_config(psub.add_parser("explain", help="show, rule by rule, what a renewal request would get"))
-    p.add_argument("--patient", required=True, metavar="ID", help="patient id from the roster")
-    p.add_argument("--practitioner", required=True, metavar="ID", help="practitioner id from the roster")
+    p.add_argument("--patient", required=True, metavar="ID", help="patient id or Matrix id from the roster")
+    p.add_argument("--practitioner", required=True, metavar="ID", help="practitioner id or Matrix id from the roster")
     p.add_argument("--medication", required=True, help="the medication as the patient would type it")
     p.add_argument("--locale", choices=("fr", "en"), help="language of the patient-facing reasons (default: config locale)")
     p.add_argument("--today", metavar="YYYY-MM-DD", help="evaluate as of this date (default: today)")
@@ -186,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_recover)
 
     p = with_config(sub.add_parser("audit", help="print the renewal audit trail"))
-    p.add_argument("--since", required=True, metavar="DATE", help="first day to include (YYYY-MM-DD)")
+    p.add_argument("--since", metavar="DATE", help="first day to include (YYYY-MM-DD; default: the last 30 days)")
+    p.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="JSON lines (default) or a table for people")
     p.set_defaults(func=_audit)
     add_ops_commands(sub, with_config)
     return parser

@@ -25,6 +25,13 @@ DEMO_USERS = {
     "alice": "patient with a long-term treatment (Alice Dupont)",
     "mallory": "a stranger, not in the roster",
 }
+# What other people see in their client (the roster's names for the roster's people).
+DEMO_DISPLAY_NAMES = {
+    "carebot": "Messagerie du cabinet",
+    "dr.martin": "Dr Claire Martin",
+    "alice": "Alice Dupont",
+    "mallory": "Mallory Inconnue",
+}
 
 
 def _passwords(d: Path) -> dict[str, str]:
@@ -130,7 +137,7 @@ def main_demo(args: argparse.Namespace) -> int:
     try:
         passwords = _passwords(d)
         for name in DEMO_USERS:
-            hs.register(name, passwords[name])
+            hs.register(name, passwords[name], displayname=DEMO_DISPLAY_NAMES[name])
         config_path = write_demo_files(d, hs, passwords, repo)
         print(banner(hs, passwords, config_path), file=sys.stderr, flush=True)
         from bot.config import load_config

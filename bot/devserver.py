@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,8 +188,11 @@ class Homeserver:
     def user_id(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
 
-    def register(self, localpart: str, password: str, admin: bool = False) -> str:
-        """Create an account with the shared-secret admin API; an existing one is kept."""
+    def register(self, localpart: str, password: str, admin: bool = False, displayname: str | None = None) -> str:
+        """Create an account with the shared-secret admin API; an existing one is kept.
+
+        With `displayname`, the account shows that name (set again on an existing account).
+        """
         endpoint = self.url + "/_synapse/admin/v1/register"
         with urllib.request.urlopen(endpoint, timeout=10) as r:
             nonce = json.load(r)["nonce"]
@@ -200,6 +204,7 @@ class Homeserver:
             "password": password,
             "admin": admin,
             "mac": mac.hexdigest(),
+            **({"displayname": displayname} if displayname else {}),
         }
         req = urllib.request.Request(
             endpoint,
@@ -213,8 +218,33 @@ class Homeserver:
         except urllib.error.HTTPError as e:
             payload = json.loads(e.read() or b"{}")
             if payload.get("errcode") == "M_USER_IN_USE":
+                if displayname:
+                    self.set_displayname(localpart, password, displayname)
                 return self.user_id(localpart)
             raise RuntimeError(f"registration of {localpart} failed: {payload}") from e
+
+    def _call(self, method: str, path: str, body: dict[str, object] | None = None, token: str | None = None) -> dict[str, object]:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return dict(json.load(r))
+
+    def set_displayname(self, localpart: str, password: str, displayname: str) -> None:
+        """Log in once, set the account's display name, log out (no device is left behind)."""
+        login = self._call(
+            "POST",
+            "/_matrix/client/v3/login",
+            {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": localpart}, "password": password},
+        )
+        token = str(login["access_token"])
+        user = urllib.parse.quote(self.user_id(localpart))
+        try:
+            self._call("PUT", f"/_matrix/client/v3/profile/{user}/displayname", {"displayname": displayname}, token)
+        finally:
+            self._call("POST", "/_matrix/client/v3/logout", {}, token)
 
     def __enter__(self) -> "Homeserver":
         self.start()

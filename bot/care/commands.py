@@ -9,13 +9,19 @@ Rules of `parse`:
   other control characters (except newline and tab) make the command invalid.
 - Extra words after a command that takes no (more) argument are ignored ("!status please").
 - Request ids: "R7", "r7", "#R7", "7" (trailing ':' or ',' tolerated).
+- The language of a command is the language of its word: "!help" is English, "!aide" French;
+  the answer is written in it.
+- An unknown command close to a known one ("!renouvler", "!statu": Damerau-Levenshtein
+  distance 1, or 2 for words of 7 letters or more) carries that command as a suggestion.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from rapidfuzz.distance import DamerauLevenshtein
 
 from bot.care.emergency import fold, strip_invisible
 from bot.care.renewals import parse_id
@@ -71,6 +77,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
 )
 
 _BY_ALIAS: dict[str, CommandSpec] = {fold(alias): spec for spec in COMMANDS for alias in spec.aliases}
+# The language of each command word: fold("aide") -> "fr", fold("help") -> "en".
+_LOCALE_OF: dict[str, str] = {
+    **{fold(s.name): "en" for s in COMMANDS},
+    **{fold(s.name_fr): "fr" for s in COMMANDS},
+}
 
 
 def spec(name: str) -> CommandSpec:
@@ -85,6 +96,7 @@ class Command:
     request_id: int | None = None
     note: str | None = None
     reason: str | None = None
+    locale: str = field(default="en", compare=False)  # the language of the command word typed
 
     @property
     def role(self) -> Role:
@@ -96,6 +108,24 @@ class CommandError:
     name: str | None  # canonical name when the command was recognised
     reason: Reason
     arg: str | None = None  # the argument at fault, for missing_argument / invalid_request_id
+    locale: str | None = field(default=None, compare=False)  # the command word's language, when recognised
+    # unknown_command: close commands as (canonical name, locale), nearest first
+    suggestions: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+
+def suggest(word: str) -> tuple[tuple[str, str], ...]:
+    """The known command words nearest to `word`, within a typo: (canonical name, locale)."""
+    folded = fold(word)
+    if len(folded) < 3:
+        return ()
+    limit = 2 if len(folded) >= 7 else 1
+    found = []
+    for alias, spec_ in _BY_ALIAS.items():
+        distance = DamerauLevenshtein.distance(folded, alias, score_cutoff=limit)
+        if distance <= limit:
+            found.append((distance, spec_.name, _LOCALE_OF[alias]))
+    best = min((d for d, _, _ in found), default=0)
+    return tuple((name, locale) for d, name, locale in sorted(found) if d == best)
 
 
 def _clean(text: str) -> str:
@@ -116,12 +146,13 @@ def parse(text: str, max_length: int = DEFAULT_MAX_LENGTH) -> Command | CommandE
     word, rest = _split_first(stripped[1:])
     found = _BY_ALIAS.get(fold(word))
     name = found.name if found else None
+    locale = _LOCALE_OF.get(fold(word))
     if len(text) > max_length:
-        return CommandError(name, "too_long")
+        return CommandError(name, "too_long", locale=locale)
     if _has_control(stripped):
-        return CommandError(name, "control_characters")
+        return CommandError(name, "control_characters", locale=locale)
     if found is None:
-        return CommandError(None, "unknown_command")
+        return CommandError(None, "unknown_command", suggestions=suggest(word))
     values: dict[str, object] = {}
     for arg in found.args:
         if arg.rest:
@@ -132,16 +163,16 @@ def parse(text: str, max_length: int = DEFAULT_MAX_LENGTH) -> Command | CommandE
             value = token
         if not value:
             if arg.required:
-                return CommandError(name, "missing_argument", arg.name)
+                return CommandError(name, "missing_argument", arg.name, locale=locale)
             continue
         if arg.kind == "request_id":
             number = parse_id(value)
             if number is None:
-                return CommandError(name, "invalid_request_id", arg.name)
+                return CommandError(name, "invalid_request_id", arg.name, locale=locale)
             values[arg.name] = number
         else:
             values[arg.name] = value
-    return Command(found.name, **values)  # type: ignore[arg-type]
+    return Command(found.name, **values, locale=locale or "en")  # type: ignore[arg-type]
 
 
 def _split_first(text: str) -> tuple[str, str]:
@@ -159,9 +190,10 @@ def usage(name: str, locale: str) -> str:
 
 
 def help_text(locale: str, *, texts: Texts | None = None, role: Role | None = None) -> str:
-    """Intro + one line per command (for `role` and everyone, or all commands if role is None).
+    """Intro, one line per command (for `role` and everyone, or all commands if role is None),
+    and one line pointing to the pinned emergency banner (which it does not repeat).
 
-    The caller appends the disclaimer.
+    For a patient or a practitioner it fits on a phone screen: at most 8 lines.
     """
     texts = texts or Texts.default()
     lines = [texts.get("help_intro", locale)]
@@ -170,4 +202,5 @@ def help_text(locale: str, *, texts: Texts | None = None, role: Role | None = No
         if role is not None and s.role not in (role, "anyone"):
             continue
         lines.append(f"• {usage(s.name, locale)} — {texts.get(s.help_key, locale)} (!{s.display_name(other)})")
+    lines.append(texts.get("help_banner", locale))
     return "\n".join(lines)

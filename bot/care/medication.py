@@ -1,12 +1,12 @@
-"""Medication names as patients write them: normalized for comparison, tidied for display,
-and matched against a pair's treatments."""
+"""Medication names as patients write them: normalized for comparison (the key stored with each
+request: keep it stable) and tidied for display. Matching against a pair's treatments, with
+synonyms, forms and units, is in matching.py."""
 
 from __future__ import annotations
 
 import re
 
 from bot.care.emergency import fold, strip_invisible
-from bot.care.roster import Pair, Treatment
 
 _UNITS = {
     "mcg": "ug",
@@ -57,25 +57,3 @@ def medication_name(normalized: str) -> str:
 def clean_medication(text: str) -> str:
     """The user's text, tidied for display: invisible characters removed, spaces collapsed."""
     return " ".join(strip_invisible(text).split())
-
-
-def match_treatment(pair: Pair | None, medication: str) -> Treatment | None:
-    """The treatment of this pair that `medication` designates, or None.
-
-    Exact match (after normalization) first, long-term treatments preferred. Then, if the
-    user gave a name without a dose: the single long-term treatment with that name.
-    """
-    if pair is None:
-        return None
-    wanted = normalize_medication(medication)
-    if not wanted:
-        return None
-    treatments = sorted(pair.care.treatments, key=lambda t: not t.long_term)
-    for t in treatments:
-        if normalize_medication(t.name) == wanted:
-            return t
-    if medication_name(wanted) == wanted:
-        same_name = [t for t in pair.long_term_treatments if medication_name(normalize_medication(t.name)) == wanted]
-        if len(same_name) == 1:
-            return same_name[0]
-    return None

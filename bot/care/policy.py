@@ -4,6 +4,7 @@ Which file holds what: every YAML file in the policies directory starts with a `
 - `kind: rules`     — eligibility rules (any file name; all such files are combined, e.g. renewals.yaml)
 - `kind: emergency` — the emergency lexicon, only in emergency.yaml (see emergency.py)
 - `kind: texts`     — message overrides, only in texts.yaml (see texts.py)
+- `kind: synonyms`  — brand names and abbreviations, only in synonyms.yaml (see matching.py)
 
 A rules file::
 
@@ -33,10 +34,10 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from bot.care.emergency import WordMatcher
+from bot.care.decision import Decision, RuleResult, explain
+from bot.care.matching import NO_SYNONYMS, MatchResult, Synonyms, contains_term, deny_forms, match, match_treatment
 from bot.care.medication import (  # noqa: F401 - re-exported: the policy API names medications
     clean_medication,
-    match_treatment,
     medication_name,
     normalize_medication,
 )
@@ -45,7 +46,8 @@ from bot.care.texts import placeholders
 from bot.yamlutil import ConfigError, ConfigErrors, KeyPath, YamlDoc, load_yaml, validate
 
 RULES_KIND = "rules"
-OTHER_KINDS = {"emergency": "emergency.yaml", "texts": "texts.yaml"}
+SYNONYMS_FILE = "synonyms.yaml"
+OTHER_KINDS = {"emergency": "emergency.yaml", "texts": "texts.yaml", "synonyms": "synonyms.yaml"}
 
 
 # --- rules ------------------------------------------------------------------------------
@@ -63,8 +65,13 @@ class EligibilityContext:
 @dataclass(frozen=True)
 class _Eval:
     ctx: EligibilityContext
-    treatment: Treatment | None
+    found: MatchResult
     medication: str  # as understood
+    synonyms: Synonyms = NO_SYNONYMS
+
+    @property
+    def treatment(self) -> Treatment | None:
+        return self.found.treatment  # type: ignore[return-value]
 
 
 def _rule_id(value: str) -> str:
@@ -135,6 +142,9 @@ class LongTermTreatment(Rule):
     type: Literal["long_term_treatment"]
 
     def check(self, e: _Eval) -> tuple[bool, str]:
+        if e.found.ambiguous:
+            names = ", ".join(repr(t.name) for t in e.found.candidates)  # type: ignore[attr-defined]
+            return False, f"ambiguous: fits {names}; the patient is asked which"
         if e.treatment is None:
             return False, "not one of this practitioner's treatments for this patient"
         if not e.treatment.long_term:
@@ -147,8 +157,8 @@ class DenyList(Rule):
     terms: tuple[Text, ...] = Field(min_length=1)
 
     def check(self, e: _Eval) -> tuple[bool, str]:
-        matcher = WordMatcher.of(self.terms)
-        hits = sorted(set(matcher.matched_terms(e.ctx.medication) + matcher.matched_terms(e.medication)))
+        forms = deny_forms(e.ctx.medication, e.synonyms) + deny_forms(e.medication, e.synonyms)
+        hits = sorted({t for t in self.terms if contains_term(forms, t, prefix=t.rstrip().endswith("*"))})
         return (not hits), (f"on the deny list: {', '.join(hits)}" if hits else "not on the deny list")
 
 
@@ -194,33 +204,6 @@ RULE_TYPES: Mapping[str, type[Rule]] = MappingProxyType(
 )
 
 
-# --- decisions --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    rule_id: str
-    rule_type: str
-    passed: bool
-    reason_fr: str  # patient-facing, meaningful when not passed
-    reason_en: str
-    detail: str  # admin-facing (CLI only: may name the medication; never log it)
-
-
-@dataclass(frozen=True)
-class Decision:
-    eligible: bool
-    medication: str  # as understood: the roster's treatment name when matched, else the cleaned user text
-    results: tuple[RuleResult, ...]
-
-    @property
-    def failed_rule_ids(self) -> tuple[str, ...]:
-        return tuple(r.rule_id for r in self.results if not r.passed)
-
-    def reasons(self, locale: str) -> list[str]:
-        return [(r.reason_fr if locale == "fr" else r.reason_en) for r in self.results if not r.passed]
-
-
 @dataclass(frozen=True)
 class _Source:
     doc: YamlDoc
@@ -233,6 +216,7 @@ class Policies:
     files: tuple[str, ...]
     digest: str
     _sources: Mapping[str, _Source] = field(default_factory=dict, repr=False, compare=False)
+    synonyms: Synonyms = NO_SYNONYMS
 
     @classmethod
     def load(cls, policies_dir: str | Path) -> Policies:
@@ -260,7 +244,7 @@ class Policies:
                 continue
             if kind != RULES_KIND:
                 errors.append(
-                    doc.error(("kind",), "every policies file must start with 'kind: rules', 'kind: emergency' or 'kind: texts'. Add or fix it.")
+                    doc.error(("kind",), "every policies file must start with 'kind: rules', 'kind: emergency', 'kind: texts' or 'kind: synonyms'. Add or fix it.")
                 )
                 continue
             files.append(str(path))
@@ -274,16 +258,23 @@ class Policies:
                     continue
                 sources[rule.id] = _Source(doc, where)
                 rules.append(rule)
+        synonyms = NO_SYNONYMS
+        try:
+            synonyms = Synonyms.load(directory)
+        except ConfigErrors as exc:
+            errors.extend(exc.errors)
+        if synonyms.digest:  # the synonyms change decisions: they are part of the policy hash
+            digest.update(SYNONYMS_FILE.encode() + b"\0" + synonyms.digest + b"\0")
         if not rules and not errors:
             errors.append(
                 ConfigError(str(directory), None, "", "no eligibility rules found. Add a 'kind: rules' file (see the shipped policies/renewals.yaml).")
             )
         if errors:
             raise ConfigErrors(errors)
-        return cls(tuple(rules), tuple(files), digest.hexdigest(), MappingProxyType(sources))
+        return cls(tuple(rules), tuple(files), digest.hexdigest(), MappingProxyType(sources), synonyms)
 
     def policy_hash(self) -> str:
-        """sha256 (hex) of the rule files' names and bytes, for the audit trail."""
+        """sha256 (hex) of the rule and synonym files' names and bytes, for the audit trail."""
         return self.digest
 
     def check_against(self, roster: Roster) -> list[ConfigError]:
@@ -300,14 +291,21 @@ class Policies:
         return errors
 
     def evaluate(self, ctx: EligibilityContext) -> Decision:
-        treatment = match_treatment(ctx.pair, ctx.medication)
+        found = match(ctx.pair.care.treatments, ctx.medication, self.synonyms) if ctx.pair else MatchResult(None)
+        treatment: Treatment | None = found.treatment  # type: ignore[assignment]
         understood = treatment.name if treatment is not None else clean_medication(ctx.medication)
-        e = _Eval(ctx, treatment, understood)
+        e = _Eval(ctx, found, understood, self.synonyms)
         results = []
         for rule in self.rules:
             passed, detail = rule.check(e)
             results.append(RuleResult(rule.id, rule.type, passed, rule.reason_text("fr"), rule.reason_text("en"), detail))
-        return Decision(all(r.passed for r in results), understood, tuple(results))
+        return Decision(
+            all(r.passed for r in results),
+            understood,
+            tuple(results),
+            candidates=tuple(t.name for t in found.candidates),  # type: ignore[attr-defined]
+            renewable=tuple(t.name for t in ctx.pair.long_term_treatments) if ctx.pair else (),
+        )
 
 
 def _parse_rules(doc: YamlDoc, errors: list[ConfigError]) -> list[tuple[Rule, KeyPath]]:
@@ -361,17 +359,6 @@ def _check_reason_placeholders(doc: YamlDoc, reason: object, model: type[Rule], 
             errors.append(doc.error(key, f"unknown placeholder {{{unknown[0]}}}; this rule can use: {allowed}. Fix it."))
             bad = True
     return bad
-
-
-def explain(decision: Decision, locale: str = "fr") -> str:
-    """A rule-by-rule report for the CLI (admin-facing; may show the medication)."""
-    verdict = "ELIGIBLE" if decision.eligible else f"NOT ELIGIBLE (failed: {', '.join(decision.failed_rule_ids)})"
-    lines = [f"medication (as understood): {decision.medication}", f"decision: {verdict}"]
-    for r in decision.results:
-        lines.append(f"  [{'ok' if r.passed else 'FAIL'}] {r.rule_id} ({r.rule_type}): {r.detail}")
-        if not r.passed:
-            lines.append(f"         patient reads ({locale}): {r.reason_fr if locale == 'fr' else r.reason_en}")
-    return "\n".join(lines)
 
 
 __all__ = [

@@ -6,7 +6,9 @@ answers and marks the event handled, so a request is recorded exactly once with 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from bot.care.texts import Texts
 from bot.yamlutil import ConfigError, ConfigErrors
 
 MAX_SHOWN_CHARS = 200
+MAX_LISTED = 6  # treatments listed in a refusal or an "ambiguous" question
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,17 @@ class RequestStore(Protocol):
     async def audit(self, actor: str, action: str, subject: str | None = None, details: dict[str, Any] | None = None, policy_hash: str | None = None) -> None: ...
 
 
+def ineligible_id(event_id: str) -> str:
+    """The `carebot.renewal.id` of a refused attempt: "X-" and 6 characters from its event id.
+
+    A refused attempt is not a request: it takes no number from the R-sequence the practitioner
+    sees (R1, R2, … stay consecutive) and cannot be cancelled or decided. The id is stable for
+    an event (a redelivered event gets the same one) and names its line in `carebot audit`.
+    """
+    digest = hashlib.sha256(event_id.encode()).digest()
+    return "X-" + base64.b32encode(digest).decode()[:6]
+
+
 def shown(text: str) -> str:
     """User text as echoed back: one line, at most MAX_SHOWN_CHARS characters."""
     flat = " ".join(text.split())
@@ -124,19 +138,28 @@ class CareService:
     _limited_notice: dict[str, float] = field(default_factory=dict)
 
     def _flooding(self, care: CareContext, who: str) -> tuple[bool, bool]:
-        """(over the limit, first time told this minute)."""
+        """(over the limit, first time told this minute) for one more counted command.
+
+        Only commands that were handled count: a refused one is not recorded, so "send it
+        again in a minute" is always true — within a minute the oldest counted ones expire.
+        """
         now = self.clock()
         q = self._recent.setdefault(who, deque())
-        while q and now - q[0] > 60:
+        while q and now - q[0] >= 60:
             q.popleft()
-        q.append(now)
-        if len(q) <= care.flood_per_minute:
+        if len(q) < care.flood_per_minute:
+            q.append(now)
             return False, False
         told = self._limited_notice.get(who)
         if told is not None and now - told < 60:
             return True, False
         self._limited_notice[who] = now
         return True, True
+
+    @staticmethod
+    def _counts(parsed: cmd.Command | cmd.CommandError) -> bool:
+        """Help and unknown commands never count toward the flood limit."""
+        return parsed.name not in (None, "help")
 
     async def handle_message(
         self,
@@ -148,7 +171,9 @@ class CareService:
         room_id: str,
         today: dt.date | None = None,
     ) -> list[Reply]:
-        locale = care.locale_of(pair, pair.patient.matrix_id if role == "patient" else pair.practitioner.matrix_id)
+        # Free text and notices: the roster locale. A command's answer: the command word's language.
+        roster_locale = care.locale_of(pair, pair.patient.matrix_id if role == "patient" else pair.practitioner.matrix_id)
+        locale = roster_locale
         t = care.texts
         replies: list[Reply] = []
         if role == "patient" and care.lexicon.matches(body[: care.max_chars * 4]):
@@ -164,11 +189,15 @@ class CareService:
         parsed = cmd.parse(body, max_length=care.max_chars)
         if parsed is None:
             return replies  # a message for the practitioner: nothing to add
+        locale = parsed.locale or roster_locale
         who = pair.patient.id if role == "patient" else pair.practitioner.id
-        over, tell = self._flooding(care, who)
+        over, tell = self._flooding(care, who) if self._counts(parsed) else (False, False)
         if over:
-            if tell:
-                replies.append(Reply(t.get("flood_limited", locale)))
+            # A renewal request is never dropped in silence: each one is told to come again.
+            if parsed.name == "renew":
+                replies.append(Reply(t.get("flood_renewal", roster_locale)))
+            elif tell:
+                replies.append(Reply(t.get("flood_limited", roster_locale)))
             return replies
         if isinstance(parsed, cmd.CommandError):
             replies.append(Reply(self._error_text(care, parsed, locale)))
@@ -177,8 +206,7 @@ class CareService:
             replies.append(Reply(t.get("not_allowed_for_role", locale, command="!" + cmd.spec(parsed.name).display_name(locale))))
             return replies
         if parsed.name == "help":
-            help_text = cmd.help_text(locale, texts=t, role=role)  # type: ignore[arg-type]
-            replies.append(Reply(help_text + "\n\n" + t.get("disclaimer", locale)))
+            replies.append(Reply(cmd.help_text(locale, texts=t, role=role)))  # type: ignore[arg-type]
             return replies
         handler = getattr(self, "_" + parsed.name)
         replies.extend(await handler(care, pair, parsed, locale, event_id, room_id, today or dt.date.today()))
@@ -191,6 +219,10 @@ class CareService:
         if err.reason == "control_characters":
             return t.get("invalid_characters", locale)
         if err.name is None:
+            if err.suggestions:
+                # The suggestion in the roster language when both languages fit ("!statu").
+                name, lang = next((s for s in err.suggestions if s[1] == locale), err.suggestions[0])
+                return t.get("did_you_mean", lang, command="!" + cmd.spec(name).display_name(lang))
             return t.get("unknown_command", locale)
         return t.get("usage", locale, usage=cmd.usage(err.name, locale))
 
@@ -209,29 +241,56 @@ class CareService:
             )
         )
         medication = shown(decision.medication)
-        status = Status.PENDING if decision.eligible else Status.INELIGIBLE
+        key = normalize_medication(decision.medication)
+        t = care.texts
+        ids = {"patient": pair.patient.id, "practitioner": pair.practitioner.id}
+        duplicate = next((r for r in open_reqs if normalize_medication(r.medication_key) == key), None)
+        if duplicate is not None and "no_duplicate_open" in decision.failed_rule_types:
+            # The same treatment is already waiting: point to that request, make no other.
+            rid = format_id(duplicate.id)
+            await self.store.audit(pair.patient.id, "renewal.duplicate", rid, {"request": rid, **ids, "status": duplicate.status}, care.policy_hash)
+            text = t.get("renewal_already_pending", locale, id=rid, medication=duplicate.medication)
+            return [Reply(text, renewal=(rid, duplicate.status, duplicate.medication, ()))]
         rules = tuple(decision.failed_rule_ids)
+        if not decision.eligible:
+            # Refused: nothing stored, no R-number used (see ineligible_id).
+            rid = ineligible_id(event_id)
+            status = Status.INELIGIBLE.value
+            await self.store.audit(pair.patient.id, "renewal.requested", rid, {"request": rid, **ids, "status": status, "rules": list(rules)}, care.policy_hash)
+            return [Reply(self._refusal_text(care, decision, medication, locale), renewal=(rid, status, medication, rules))]
         req = await self.store.add_request(
             event_id=event_id,
             room_id=room_id,
             patient_id=pair.patient.id,
             practitioner_id=pair.practitioner.id,
             medication=medication,
-            medication_key=normalize_medication(decision.medication),
-            status=status.value,
-            rules=rules,
+            medication_key=key,
+            status=Status.PENDING.value,
+            rules=(),
         )
         rid = format_id(req.id)
-        await self.store.audit(pair.patient.id, "renewal.requested", rid, {"status": status.value, "rules": list(rules)}, care.policy_hash)
+        await self.store.audit(pair.patient.id, "renewal.requested", rid, {"request": rid, **ids, "status": req.status, "rules": []}, care.policy_hash)
+        text = t.get("renewal_pending", locale, id=rid, medication=medication)
+        doc_locale = care.locale_of(pair, pair.practitioner.matrix_id)
+        to_doc = t.get("renewal_new_for_practitioner", doc_locale, id=rid, medication=medication)
+        return [Reply(text, renewal=(rid, req.status, medication, ()), for_practitioner=to_doc)]
+
+    @staticmethod
+    def _refusal_text(care: CareContext, decision: Any, medication: str, locale: str) -> str:
+        """Why a request cannot be sent; which treatments can be, when it matched none (or several)."""
         t = care.texts
-        if decision.eligible:
-            text = t.get("renewal_pending", locale, id=rid, medication=medication)
-            doc_locale = care.locale_of(pair, pair.practitioner.matrix_id)
-            to_doc = t.get("renewal_new_for_practitioner", doc_locale, id=rid, medication=medication)
-            return [Reply(text, renewal=(rid, status.value, medication, ()), for_practitioner=to_doc)]
+        listed = decision.renewable[:MAX_LISTED]
+        if decision.candidates and decision.failed_rule_types == ("long_term_treatment",):
+            items = "\n".join("• " + name for name in decision.candidates[:MAX_LISTED])
+            return t.get("renewal_ambiguous", locale, medication=medication, treatments=items, example=decision.candidates[0])
         reasons = "\n".join("- " + r for r in decision.reasons(locale))
-        text = t.get("renewal_ineligible", locale, id=rid, medication=medication, reasons=reasons)
-        return [Reply(text, renewal=(rid, status.value, medication, rules))]
+        text = t.get("renewal_ineligible", locale, medication=medication, reasons=reasons)
+        if decision.unmatched:
+            if listed:
+                text += "\n" + t.get("renewal_renewable", locale, treatments=", ".join(listed), example=listed[0])
+            else:
+                text += "\n" + t.get("renewal_none_renewable", locale)
+        return text
 
     async def _status(self, care: CareContext, pair: Pair, c: cmd.Command, locale: str, event_id: str, room_id: str, today: dt.date) -> list[Reply]:
         t = care.texts
@@ -277,8 +336,10 @@ class CareService:
         if not await self.store.decide(req.id, status.value, note, actor):
             return [self._already_decided(care, await self.store.request(req.id), locale)]
         rid = format_id(req.id)
-        await self.store.audit(actor, "renewal." + status.value, rid, {}, care.policy_hash)
-        patient_locale = care.locale_of(pair, pair.patient.matrix_id)
+        details = {"request": rid, "patient": req.patient_id, "practitioner": req.practitioner_id, "status": status.value}
+        await self.store.audit(actor, "renewal." + status.value, rid, details, care.policy_hash)
+        # The patient reads it: in their language, or the one of their own "!cancel".
+        patient_locale = locale if status is Status.CANCELLED else care.locale_of(pair, pair.patient.matrix_id)
         t = care.texts
         if status is Status.APPROVED:
             key = "renewal_approved_note" if note else "renewal_approved"

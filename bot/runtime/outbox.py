@@ -113,4 +113,5 @@ class Outbox:
                 return None  # sent again later with the same transaction id, then pinned
         if leave:
             await self._client.room_leave(item.room_id)
+            await self._client.room_forget(item.room_id)  # and nio drops the room it will not see again
         return event_id

@@ -46,7 +46,7 @@ async def test_a_whole_conversation_leaves_no_medical_or_personal_data_in_the_lo
         await patient.wait_for(replying_to(decision))
         deny = await patient.send(room_id, "!renouveler Levothyroxine 75 µg")
         await patient.wait_for(replying_to(deny))
-        ask = await doc.send(room_id, "!refuser R3 examens sanguins d'abord")
+        ask = await doc.send(room_id, "!refuser R2 examens sanguins d'abord")  # R2: the refused morphine took no number
         await patient.wait_for(replying_to(ask))
     finally:
         code = await bot.stop()

@@ -71,3 +71,57 @@ def test_audit_with_a_bad_date_says_what_to_write(tmp_path, capsys):
     args.since = "last tuesday"
     assert main_audit(args) == 2
     assert "YYYY-MM-DD" in capsys.readouterr().err
+
+
+def _config(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "homeserver": {"url": "http://127.0.0.1:1"},
+        "bot": {"user_id": "@bot:x.example", "password": "p"},
+        "storage": {"path": "data"}, "roster": {"path": "roster.yaml"}, "policies": {"path": "policies"},
+    }))
+    return config
+
+
+def test_audit_decision_lines_carry_request_patient_practitioner_and_status(tmp_path, capsys):
+    async def prepare():
+        store = await _store_with_history(tmp_path / "data" / "carebot.db")
+        async with store.transaction():
+            details = {"request": "R2", "patient": "pat-1", "practitioner": "dr-a", "status": "denied"}
+            await store.audit("dr-a", "renewal.denied", "R2", details, "abc123")
+        await store.close()
+
+    asyncio.run(prepare())
+    assert main(["audit", "--config", str(_config(tmp_path))]) == 0  # --since is optional
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    # The old line with empty details gets its ids from the request it names.
+    assert {k: rows[1][k] for k in ("action", "request", "patient", "practitioner", "status")} == {
+        "action": "renewal.approved", "request": "R1", "patient": "pat-1", "practitioner": "dr-a", "status": "approved",
+    }
+    assert {k: rows[2][k] for k in ("request", "patient", "practitioner", "status")} == {
+        "request": "R2", "patient": "pat-1", "practitioner": "dr-a", "status": "denied",
+    }
+
+
+def test_audit_since_defaults_to_the_last_30_days():
+    import datetime as dt
+
+    from bot.audit import parse_since
+
+    now = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+    assert parse_since(None, now) == dt.datetime(2026, 10, 27, 12, 0, tzinfo=dt.UTC).timestamp()
+    assert parse_since("2026-01-01") == dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()
+
+
+def test_audit_table_format_is_readable(tmp_path, capsys):
+    async def prepare():
+        store = await _store_with_history(tmp_path / "data" / "carebot.db")
+        await store.close()
+
+    asyncio.run(prepare())
+    assert main(["audit", "--config", str(_config(tmp_path)), "--format", "table"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["AT", "ACTOR", "ACTION", "REQUEST", "PATIENT", "PRACTITIONER", "STATUS", "POLICY"]
+    assert lines[2].split()[2:] == ["dr-a", "renewal.approved", "R1", "pat-1", "dr-a", "approved", "abc123"]
+    assert lines[-1] == "(2 records)"
+    assert "Levothyroxine" not in "\n".join(lines)

@@ -11,6 +11,7 @@ import unicodedata
 import pytest
 from test_service import LEVO, ROOM, Env, env  # noqa: F401  (env is a fixture)
 
+from bot.care.commands import parse
 from bot.care.service import MAX_SHOWN_CHARS, Reply
 from bot.matrix.messages import HTML_FORMAT, notice, renewal_meta, to_html
 
@@ -78,21 +79,26 @@ async def test_corpus_gets_a_clear_reply_or_nothing(env: Env, role: str, body: s
     r = replies[0]
     assert r.text.strip() and len(r.text) < 3000
     assert not r.emergency
+    # The answer is in the language of the command word; unknown words get the roster's (fr).
+    parsed = parse(body)
+    loc = getattr(parsed, "locale", None) or "fr"
     if expected.startswith("renewal:"):
-        assert r.renewal is not None and r.renewal[1] == expected.split(":")[1]
-        assert r.renewal[0] == "R1"
+        status = expected.split(":")[1]
+        assert r.renewal is not None and r.renewal[1] == status
+        # A pending request takes the first R-number; a refused attempt takes none.
+        assert r.renewal[0] == "R1" if status == "pending" else r.renewal[0].startswith("X-")
     else:
         assert r.renewal is None
         if expected == "usage":
-            assert r.text.startswith(env.t("usage", usage="!")[:-1])
+            assert r.text.startswith(env.t("usage", loc, usage="!")[:-1])
         elif expected == "too_long":
-            assert r.text == env.t("too_long", max=env.care.max_chars)
+            assert r.text == env.t("too_long", loc, max=env.care.max_chars)
         elif expected == "unknown_request":
-            assert r.text == env.t("unknown_request", id="R5")
+            assert r.text == env.t("unknown_request", loc, id="R5")
         elif expected == "not_allowed_for_role":
-            assert r.text.startswith(env.t("not_allowed_for_role", command="X").split("X")[0])
+            assert r.text.startswith(env.t("not_allowed_for_role", loc, command="X").split("X")[0])
         else:
-            assert r.text == env.t(expected)
+            assert r.text == env.t(expected, loc)
     # Nothing invisible or control-like is ever echoed back.
     assert not any(ch in r.text for ch in INVISIBLE)
     assert not any(unicodedata.category(ch) == "Cc" and ch != "\n" for ch in r.text)
@@ -103,9 +109,11 @@ async def test_corpus_gets_a_clear_reply_or_nothing(env: Env, role: str, body: s
 
 async def test_usage_texts_name_the_command(env: Env) -> None:  # noqa: F811
     assert (await env.one("patient", "!renouveler")).text == env.t("usage", usage="!renouveler <médicament>")
-    assert (await env.one("patient", "!cancel")).text == env.t("usage", usage="!annuler <id>")
-    assert (await env.one("practitioner", "!approve Rabc")).text == env.t("usage", usage="!accepter <id> [note]")
-    assert (await env.one("practitioner", "!approve R999999999999")).text == env.t("usage", usage="!accepter <id> [note]")
+    assert (await env.one("patient", "!annuler")).text == env.t("usage", usage="!annuler <id>")
+    assert (await env.one("practitioner", "!accepter Rabc")).text == env.t("usage", usage="!accepter <id> [note]")
+    # An English command word gets its usage in English, whatever the roster locale.
+    assert (await env.one("patient", "!cancel")).text == env.t("usage", "en", usage="!cancel <id>")
+    assert (await env.one("practitioner", "!approve R999999999999")).text == env.t("usage", "en", usage="!approve <id> [note]")
 
 
 async def test_long_medication_is_shortened_when_echoed_and_stored(env: Env) -> None:  # noqa: F811
@@ -114,23 +122,25 @@ async def test_long_medication_is_shortened_when_echoed_and_stored(env: Env) -> 
     assert r.renewal is not None
     shown = r.renewal[2]
     assert len(shown) == MAX_SHOWN_CHARS and shown.endswith("…")
-    req = await env.store.request(1)
-    assert req is not None and req.medication == shown
+    assert shown in r.text and med not in r.text
+    # Refused: nothing is stored, and no request number is used up.
+    assert r.renewal[1] == "ineligible" and await env.store.request(1) is None
 
 
 async def test_newline_separated_commands_run_only_the_first(env: Env) -> None:  # noqa: F811
     # The rest of the message (all lines) is the medication: it matches no treatment.
     r = await env.one("patient", f"!renouveler {LEVO}\n!annuler R1")
-    assert r.renewal == ("R1", "ineligible", f"{LEVO} !annuler R1", ("long-term-treatment",))
-    assert (await env.store.request(1)).status == "ineligible"  # type: ignore[union-attr]
+    assert r.renewal is not None
+    assert r.renewal[1:] == ("ineligible", f"{LEVO} !annuler R1", ("long-term-treatment",))
+    assert await env.store.request(1) is None
     # A practitioner cannot smuggle a second decision in a note: it is part of the note, on one line.
     r = await env.one("patient", f"!renouveler {LEVO}")
-    assert r.renewal is not None and r.renewal[:2] == ("R2", "pending")
-    r = await env.one("practitioner", "!approve R2 ok\n!deny R2 non")
-    assert r.renewal == ("R2", "approved", LEVO, ())
-    assert r.text == env.t("renewal_approved_note", id="R2", medication=LEVO, note="ok !deny R2 non")
-    req = await env.store.request(2)
-    assert req is not None and req.status == "approved" and req.note == "ok\n!deny R2 non"
+    assert r.renewal is not None and r.renewal[:2] == ("R1", "pending")
+    r = await env.one("practitioner", "!accepter R1 ok\n!refuser R1 non")
+    assert r.renewal == ("R1", "approved", LEVO, ())
+    assert r.text == env.t("renewal_approved_note", id="R1", medication=LEVO, note="ok !refuser R1 non")
+    req = await env.store.request(1)
+    assert req is not None and req.status == "approved" and req.note == "ok\n!refuser R1 non"
 
 
 @pytest.mark.parametrize("form", ["NFC", "NFD", "NFKC", "NFKD"])
@@ -139,11 +149,12 @@ async def test_composed_and_decomposed_accents_match_the_same_treatment(env: Env
     r = await env.one("patient", body)
     assert r.renewal is not None and r.renewal[1] == "pending"
     assert r.renewal[2] == LEVO  # as understood: the roster's name
-    # The other form is the same medication: a duplicate.
+    # The other form is the same medication: the answer points to the pending request.
     other = unicodedata.normalize("NFD" if form.endswith("C") else "NFC", body)
     assert other != body
     r = await env.one("patient", other)
-    assert r.renewal is not None and r.renewal[3] == ("no-duplicate",)
+    assert r.renewal == ("R1", "pending", LEVO, ())
+    assert r.text == env.t("renewal_already_pending", id="R1", medication=LEVO)
 
 
 INJECTIONS = ["<script>alert(1)</script>", "**bold**", "[x](http://evil)", '<a href="http://evil">x</a>', "<img src=x onerror=alert(1)>"]
@@ -156,9 +167,9 @@ async def test_injection_in_medication_note_and_reason_is_escaped_in_html(env: E
     assert r.renewal is not None and r.renewal[2] == payload
     texts.append(r.text)
     await env.send("patient", f"!renew {LEVO}")
-    texts.append((await env.one("practitioner", f"!approve R2 {payload}")).text)
+    texts.append((await env.one("practitioner", f"!approve R1 {payload}")).text)
     await env.send("patient", "!renew levothyroxine")
-    texts.append((await env.one("practitioner", f"!deny R3 {payload}")).text)
+    texts.append((await env.one("practitioner", f"!deny R2 {payload}")).text)
     for text in texts:
         assert payload in text  # the plain text says what was typed
         content = notice(text)

@@ -89,3 +89,85 @@ def test_runs_as_a_module(setup: Setup):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("OK:")
+
+
+# -- check-config: every file the config names ------------------------------------------------
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda d: None, "file not found: {path}. Create it or fix the path."),
+    (lambda d: (d / "secret.txt").write_text("\n"), "{path} is empty. Put the secret in it."),
+    (lambda d: (d / "secret.txt").mkdir(), "{path} is not a file. Give the path of a file."),
+])  # fmt: skip
+def test_check_config_checks_the_password_file(setup: Setup, capsys, make, message: str):
+    text = setup.config.read_text(encoding="utf-8").replace("  password: null\n", "  password_file: secret.txt\n")
+    setup.config.write_text(text, encoding="utf-8")
+    make(setup.dir)
+    code, out, err = run(capsys, "check-config", "--config", str(setup.config))
+    assert code == 1 and out == ""
+    path = setup.dir / "secret.txt"
+    assert err.strip() == f"{setup.config}:5: bot.password_file: " + message.format(path=path)
+
+
+def test_check_config_accepts_a_readable_password_file_and_never_prints_it(setup: Setup, capsys):
+    text = setup.config.read_text(encoding="utf-8").replace("  password: null\n", "  password_file: secret.txt\n")
+    setup.config.write_text(text, encoding="utf-8")
+    (setup.dir / "secret.txt").write_text("hunter2-very-secret\n")
+    code, out, err = run(capsys, "check-config", "--config", str(setup.config))
+    assert code == 0 and out.startswith("OK:")
+    assert "hunter2" not in out + err
+
+
+def test_every_file_key_of_the_config_is_checked_however_deep():
+    from pydantic import BaseModel
+
+    from bot.cli import _named_files
+
+    class Inner(BaseModel):
+        token_file: Path | None = None
+        url: str = "x"
+
+    class Outer(BaseModel):
+        password_file: Path | None = None
+        fhir: Inner = Inner()
+
+    found = list(_named_files(Outer(password_file=Path("/p"), fhir=Inner(token_file=Path("/t")))))
+    assert found == [("password_file", Path("/p")), ("fhir.token_file", Path("/t"))]
+    assert list(_named_files(Outer())) == []
+
+
+# -- policy explain: Matrix ids and the bot's database ----------------------------------------
+
+
+def test_policy_explain_accepts_matrix_ids(setup: Setup, capsys):
+    args = ["policy", "explain", "--config", str(setup.config), "--today", "2026-10-01", "--medication", "Levothyrox 75"]
+    code, out, err = run(capsys, *args, "--patient", "@alice:clinic.example", "--practitioner", "@dr.martin:clinic.example")
+    assert code == 0, err
+    assert "decision: ELIGIBLE" in out and "medication (as understood): Levothyroxine 75 µg" in out
+    assert f"no database at {setup.dir / 'data' / 'carebot.db'}" in out
+    code, _, err = run(capsys, *args, "--patient", "@mallory:clinic.example", "--practitioner", "dr-martin")
+    assert code == 1 and "unknown patient Matrix id '@mallory:clinic.example'" in err and "roster.yaml" in err
+
+
+def test_policy_explain_counts_open_requests_from_the_database(setup: Setup, capsys):
+    import asyncio
+
+    from bot.store import Store
+
+    async def prepare() -> None:
+        store = await Store.open(setup.dir / "data" / "carebot.db")
+        async with store.transaction():
+            for n, med in enumerate(["Metformine 500 mg", "Atorvastatine 20 mg", "levothyroxine 75 ug"]):
+                await store.add_request(
+                    event_id=f"$e{n}", room_id="!r", patient_id="pat-0001", practitioner_id="dr-martin",
+                    medication=med, medication_key=med.lower(), status="pending",
+                )
+        await store.close()
+
+    asyncio.run(prepare())
+    args = ["policy", "explain", "--config", str(setup.config), "--patient", "pat-0001", "--practitioner", "dr-martin"]
+    code, out, err = run(capsys, *args, "--today", "2026-10-01", "--medication", "Levothyroxine 75 µg")
+    assert code == 0, err
+    assert "[FAIL] max-open-requests (max_open_requests): 3 open request(s), at most 3" in out
+    assert "[FAIL] no-duplicate (no_duplicate_open): an open request already exists for it" in out
+    assert f"(open requests read from {setup.dir / 'data' / 'carebot.db'})" in out

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from unit_helpers import Setup, write
 
-from bot.care.service import CareContext, CareService, Reply
+from bot.care.service import CareContext, CareService, Reply, ineligible_id
 from bot.config import load_config
 from bot.store import Store
 
@@ -87,6 +87,16 @@ async def env(setup: Setup, tmp_path: Path):
         await store.close()
 
 
+def _without_duplicate_rule(env: Env) -> CareContext:
+    """The shipped policies minus the no-duplicate rule (so a second identical request is tried)."""
+    path = env.setup.policies / "renewals.yaml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("  # No second request for the same medication")
+    end = text.index("  # Practitioners who do not take renewal requests")
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+    return CareContext.load(env.config)
+
+
 # -- renewal requests ------------------------------------------------------------------------
 
 
@@ -108,15 +118,19 @@ async def test_english_alias_and_loose_spelling_match_the_treatment(env: Env) ->
     assert r.renewal is not None and r.renewal[1] == "pending"
 
 
-async def test_deny_list_medication_is_ineligible_with_rule_id(env: Env) -> None:
-    r = await env.one("patient", "!renouveler morphine 10 mg")
+async def test_deny_list_medication_is_ineligible_with_rule_id_and_uses_no_request_number(env: Env) -> None:
+    r = await env.one("patient", "!renouveler morphine 10 mg", event_id="$morphine")
     assert r.renewal is not None
     rid, status, med, rules = r.renewal
-    assert (rid, status) == ("R1", "ineligible")
+    assert (rid, status) == (ineligible_id("$morphine"), "ineligible")
+    assert rid.startswith("X-") and len(rid) == 8
     assert "no-narcotics-or-hypnotics" in rules
     assert r.mention_practitioner is False
     assert "Ce médicament ne peut pas être renouvelé par messagerie" in r.text
-    assert (await env.store.request(1)).status == "ineligible"  # type: ignore[union-attr]
+    assert await env.store.request(1) is None  # a refused attempt is not stored as a request
+    # The next request that reaches the practitioner is R1: refusals leave no gap.
+    r = await env.one("patient", f"!renouveler {LEVO}")
+    assert r.renewal is not None and r.renewal[:2] == ("R1", "pending")
 
 
 async def test_short_term_treatment_is_ineligible(env: Env) -> None:
@@ -133,12 +147,16 @@ async def test_old_consultation_is_ineligible(env: Env) -> None:
     assert "365" in r.text
 
 
-async def test_duplicate_open_request_is_ineligible(env: Env) -> None:
+async def test_duplicate_points_to_the_pending_request_and_makes_no_new_one(env: Env) -> None:
     await env.one("patient", f"!renouveler {LEVO}")
-    r = await env.one("patient", "!renouveler lévothyroxine 75 mcg")
-    assert r.renewal is not None
-    assert (r.renewal[0], r.renewal[1]) == ("R2", "ineligible")
-    assert "no-duplicate" in r.renewal[3]
+    r = await env.one("patient", "!renouveler levothyrox 75 mcg")
+    assert r.renewal == ("R1", "pending", LEVO, ())
+    assert r.text == env.t("renewal_already_pending", id="R1", medication=LEVO)
+    assert not r.mention_practitioner  # the practitioner is not asked twice
+    assert await env.store.request(2) is None
+    r = await env.one("patient", "!renew Levothyroxine")
+    assert r.renewal == ("R1", "pending", LEVO, ())
+    assert r.text == env.t("renewal_already_pending", "en", id="R1", medication=LEVO)
 
 
 async def test_max_open_requests(tmp_path: Path, env: Env) -> None:
@@ -228,24 +246,25 @@ async def test_cancel_by_patient_only_pending(env: Env) -> None:
     r = await env.one("patient", "!annuler R1")
     assert r.renewal == ("R1", "cancelled", LEVO, ())
     assert r.text == env.t("renewal_cancelled", id="R1", medication=LEVO)
-    # Cancelling again, or an ineligible request, is refused as already decided.
+    # Cancelling again is refused as already decided.
     r = await env.one("patient", "!annuler R1")
     assert r.text == env.t("already_decided", id="R1", state=env.t("state_cancelled"))
     assert r.renewal is not None and r.renewal[:2] == ("R1", "cancelled")  # its state, unchanged
+    # A refused attempt has no R-number: there is nothing to cancel.
     await env.send("patient", "!renouveler morphine")
-    r = await env.one("patient", "!cancel R2")
-    assert r.text == env.t("already_decided", id="R2", state=env.t("state_ineligible"))
-    assert (await env.store.request(2)).status == "ineligible"  # type: ignore[union-attr]
+    r = await env.one("patient", "!annuler R2")
+    assert r.text == env.t("unknown_request", id="R2")
+    assert await env.store.request(2) is None
 
 
 async def test_decided_requests_are_final(env: Env) -> None:
     await env.send("patient", f"!renouveler {LEVO}")
     await env.send("practitioner", "!approve R1")
-    for body in ("!deny R1 non", "!approve R1 encore", "!refuser R1 finalement non"):
+    for body, loc in (("!deny R1 non", "en"), ("!approve R1 encore", "en"), ("!refuser R1 finalement non", "fr")):
         r = await env.one("practitioner", body)
-        assert r.text == env.t("already_decided", id="R1", state=env.t("state_approved"))
+        assert r.text == env.t("already_decided", loc, id="R1", state=env.t("state_approved", loc))
         assert r.renewal == ("R1", "approved", LEVO, ())  # the request's state, unchanged
-    r = await env.one("patient", "!cancel R1")
+    r = await env.one("patient", "!annuler R1")
     assert r.text == env.t("already_decided", id="R1", state=env.t("state_approved"))
     req = await env.store.request(1)
     assert req is not None and req.status == "approved"
@@ -254,12 +273,12 @@ async def test_decided_requests_are_final(env: Env) -> None:
 async def test_other_rooms_request_is_unknown(env: Env) -> None:
     await env.send("patient", f"!renouveler {LEVO}")
     bob = env.care.roster.pair("pat-0002", "dr-martin")
-    for role, body in (("practitioner", "!approve R1"), ("practitioner", "!deny R1 non"), ("patient", "!cancel R1")):
+    for role, body in (("practitioner", "!accepter R1"), ("practitioner", "!refuser R1 non"), ("patient", "!annuler R1")):
         r = await env.one(role, body, room=OTHER_ROOM, pair=bob)
         assert r.text == env.t("unknown_request", id="R1")
         assert LEVO not in r.text and r.renewal is None
     # A number that does not exist at all reads exactly the same.
-    r = await env.one("practitioner", "!approve R42")
+    r = await env.one("practitioner", "!accepter R42")
     assert r.text == env.t("unknown_request", id="R42")
     assert (await env.store.request(1)).status == "pending"  # type: ignore[union-attr]
 
@@ -269,13 +288,15 @@ async def test_patient_cannot_approve_or_deny(env: Env) -> None:
     r = await env.one("patient", "!accepter R1")
     assert r.text == env.t("not_allowed_for_role", command="!accepter")
     r = await env.one("patient", "!deny R1 non")
-    assert r.text == env.t("not_allowed_for_role", command="!refuser")
+    assert r.text == env.t("not_allowed_for_role", "en", command="!deny")
     assert (await env.store.request(1)).status == "pending"  # type: ignore[union-attr]
 
 
 async def test_practitioner_cannot_renew(env: Env) -> None:
-    r = await env.one("practitioner", f"!renew {LEVO}")
+    r = await env.one("practitioner", f"!renouveler {LEVO}")
     assert r.text == env.t("not_allowed_for_role", command="!renouveler")
+    r = await env.one("practitioner", f"!renew {LEVO}")
+    assert r.text == env.t("not_allowed_for_role", "en", command="!renew")
     assert await env.store.request(1) is None
 
 
@@ -286,12 +307,12 @@ async def test_status_and_pending_listings(env: Env) -> None:
     assert (await env.one("patient", "!statut")).text == env.t("status_empty")
     assert (await env.one("practitioner", "!attente")).text == env.t("pending_empty")
     await env.send("patient", f"!renouveler {LEVO}")
-    await env.send("patient", "!renouveler morphine")
+    await env.send("patient", "!renouveler morphine")  # refused: not a request, not listed
+    await env.send("patient", "!renouveler levothyroxine 75")  # a duplicate: points to R1
     status = (await env.one("patient", "!statut")).text.splitlines()
     assert status == [
         env.t("status_header"),
         env.t("status_item", id="R1", medication=LEVO, state=env.t("state_pending")),
-        env.t("status_item", id="R2", medication="morphine", state=env.t("state_ineligible")),
     ]
     pending = (await env.one("practitioner", "!attente")).text.splitlines()
     assert pending == [env.t("pending_header"), env.t("pending_item", id="R1", medication=LEVO)]
@@ -304,10 +325,14 @@ async def test_status_and_pending_listings(env: Env) -> None:
     assert (await env.one("patient", "!attente")).text == env.t("not_allowed_for_role", command="!attente")
 
 
-async def test_help_includes_disclaimer_and_each_role_sees_its_own_commands(env: Env) -> None:
+async def test_help_fits_a_phone_screen_points_to_the_banner_and_each_role_sees_its_own_commands(env: Env) -> None:
     patient = (await env.one("patient", "!aide")).text
     doc = (await env.one("practitioner", "!aide")).text
-    assert env.t("disclaimer") in patient and env.t("disclaimer") in doc
+    for text in (patient, doc):
+        assert len(text.splitlines()) <= 8
+        assert env.t("disclaimer") not in text and "3114" not in text  # the banner is not repeated
+        assert text.endswith(env.t("help_banner"))  # it is pointed to, with 15 and 112
+        assert not text.rstrip().endswith("!aide pour voir les commandes.")
     assert "!renouveler" in patient and "!accepter" not in patient
     assert "!accepter" in doc and "!refuser" in doc and "!renouveler" not in doc
 
@@ -329,7 +354,7 @@ async def test_redelivered_event_cannot_create_a_second_request(env: Env) -> Non
         await env.store.mark_processed("$same", ROOM)
     assert await env.store.is_processed("$same")
     with pytest.raises(sqlite3.IntegrityError):
-        await env.send("patient", "!renouveler Ramipril 5 mg", event_id="$same")
+        await env.send("patient", "!renouveler Levothyroxine 75 µg", event_id="$same", care=_without_duplicate_rule(env))
     with pytest.raises(sqlite3.IntegrityError):
         async with env.store.transaction():
             await env.store.add_request(
@@ -396,8 +421,11 @@ async def test_config_locale_en(env: Env) -> None:
     bob = care.roster.pair("pat-0002", "dr-martin")  # no locale in the roster
     assert (await env.one("patient", "!status", care=care, pair=bob, room=OTHER_ROOM)).text == env.t("status_empty", "en")
     assert (await env.one("practitioner", "!pending", care=care, pair=bob, room=OTHER_ROOM)).text == env.t("pending_empty", "en")
-    # Alice's roster locale (fr) wins over the config.
-    assert (await env.one("patient", "!status", care=care)).text == env.t("status_empty", "fr")
+    # The command word's language wins over the config: "!statut" is answered in French.
+    assert (await env.one("patient", "!statut", care=care, pair=bob, room=OTHER_ROOM)).text == env.t("status_empty", "fr")
+    # Notices follow the roster: Bob has no locale (config: en), Alice's is fr.
+    assert (await env.one("patient", "douleur thoracique", care=care, pair=bob, room=OTHER_ROOM)).text == env.t("emergency_notice", "en")
+    assert (await env.one("patient", "douleur thoracique", care=care)).text == env.t("emergency_notice", "fr")
 
 
 # -- flood control ---------------------------------------------------------------------------
@@ -433,6 +461,44 @@ async def test_flood_limit_per_config(env: Env) -> None:
     write(env.setup.config, text)
     care = CareContext.load(load_config(env.setup.config))
     assert care.flood_per_minute == 2
-    texts = [(await env.one("patient", "!aide", care=care)).text for _ in range(3)]
-    assert texts[2] == env.t("flood_limited") and texts[0] != texts[2]
-    assert await env.send("patient", "!aide", care=care) == []
+    texts = [(await env.one("patient", "!statut", care=care)).text for _ in range(3)]
+    assert texts[:2] == [env.t("status_empty")] * 2 and texts[2] == env.t("flood_limited")
+    assert await env.send("patient", "!statut", care=care) == []
+
+
+async def test_help_typos_and_unknown_commands_do_not_count_toward_the_flood_limit(env: Env) -> None:
+    limit = env.care.flood_per_minute
+    for body in ["!aide", "!help", "!renouvler x", "!statu", "!xyz", "!foo bar"] * 5:
+        assert len(await env.send("patient", body)) == 1
+    # Thirty free commands later, the whole budget is still there.
+    for _ in range(limit):
+        assert (await env.one("patient", "!statut")).text == env.t("status_empty")
+    assert (await env.one("patient", "!statut")).text == env.t("flood_limited")
+    # And help is still answered past the limit.
+    assert (await env.one("patient", "!aide")).text.startswith(env.t("help_intro"))
+
+
+async def test_renewal_past_the_limit_is_never_dropped_in_silence(env: Env) -> None:
+    limit = env.care.flood_per_minute
+    for _ in range(limit):
+        await env.one("patient", "!statut")
+        env.clock.now += 1
+    assert (await env.one("patient", "!statut")).text == env.t("flood_limited")
+    assert await env.send("patient", "!statut") == []  # one notice a minute for other commands
+    # Every renewal request gets an answer saying plainly it was not recorded.
+    for _ in range(3):
+        r = await env.one("patient", f"!renouveler {LEVO}")
+        assert r.text == env.t("flood_renewal")
+        assert "dans une minute" in r.text and "PAS été enregistrée" in r.text
+        assert r.renewal is None and not r.mention_practitioner
+    assert await env.store.request(1) is None
+    # "Send it again in a minute" is true: a minute after the notice the request goes through.
+    env.clock.now += 60
+    r = await env.one("patient", f"!renouveler {LEVO}")
+    assert r.renewal == ("R1", "pending", LEVO, ())
+
+
+async def test_flood_notice_is_in_the_roster_language_whatever_the_command_word(env: Env) -> None:
+    for _ in range(env.care.flood_per_minute):
+        await env.one("patient", "!status")
+    assert (await env.one("patient", "!status")).text == env.t("flood_limited", "fr")
