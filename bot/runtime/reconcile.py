@@ -81,6 +81,9 @@ class Reconciler:
                     known[key] = RoomRecord(room_id, key[0], key[1], state)
                     log.info("room.adopted", room_id=room_id, pair=f"{key[0]}/{key[1]}")
             sem = asyncio.Semaphore(self._max_creations)
+            # One query for every pending re-invite (not two per pair: 20,000 at 10,000 pairs).
+            reinvites = await store.pending_reinvites()
+            rooms_to_reinvite = {room_id for room_id, _ in reinvites}
 
             async def provision(key: tuple[str, str], pair: Pair) -> None:
                 async with sem:
@@ -91,9 +94,13 @@ class Reconciler:
                         if record.state != "active":
                             async with store.transaction():
                                 await store.set_room_state(record.room_id, "active")
-                        await self._ensure_members(record.room_id, pair)
+                        await self._ensure_members(record.room_id, pair, reinvites)
 
-            await asyncio.gather(*(provision(k, p) for k, p in wanted.items()))
+            def needs_work(key: tuple[str, str]) -> bool:
+                record = known.get(key)
+                return record is None or record.state != "active" or record.room_id in rooms_to_reinvite
+
+            await asyncio.gather(*(provision(k, p) for k, p in wanted.items() if needs_work(k)))
             for key, record in known.items():
                 if key not in wanted and record.state == "active":
                     await self._close_room(record)
@@ -143,10 +150,10 @@ class Reconciler:
         self._wake()
         log.info("room.created", room_id=room_id, pair=f"{pair.patient.id}/{pair.practitioner.id}")
 
-    async def _ensure_members(self, room_id: str, pair: Pair) -> None:
+    async def _ensure_members(self, room_id: str, pair: Pair, pending: set[tuple[str, str]]) -> None:
         """Invite again a member who left or rejected the invite; never a second room."""
         for mxid in (pair.patient.matrix_id, pair.practitioner.matrix_id):
-            if not await self._store.needs_reinvite(room_id, mxid):
+            if (room_id, mxid) not in pending:
                 continue
             resp = await self._client.room_invite(room_id, mxid)
             if getattr(resp, "status_code", None) is None or "already" in str(getattr(resp, "message", "")):

@@ -44,6 +44,10 @@ class WorkflowTables:
             "SELECT 1 FROM reinvites WHERE room_id = $1 AND member_id = $2", room_id, member_id
         ) is not None
 
+    async def pending_reinvites(self) -> set[tuple[str, str]]:
+        """Every (room id, member id) waiting to be invited again, in one query."""
+        return {(str(r), str(m)) for r, m in await self.db.fetch("SELECT room_id, member_id FROM reinvites")}
+
     async def reinvited(self, room_id: str, member_id: str) -> None:
         await self.db.execute("DELETE FROM reinvites WHERE room_id = $1 AND member_id = $2", room_id, member_id)
 

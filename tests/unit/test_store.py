@@ -105,6 +105,7 @@ async def test_key_value_prefix_lookup_and_workflow_tables_work_on_both_stores(o
     assert await store.items("a:") == [("a:1", "x2"), ("a:2", "y")]
     assert await store.pending_banner("!r", "first_member") == {"body": "banner"}
     assert await store.needs_reinvite("!r", "@p:x") and not await store.needs_reinvite("!r", "@q:x")
+    assert await store.pending_reinvites() == {("!r", "@p:x")}
     assert await store.was_warned("!r", "@p:x", "DEV")
     (waiting,) = await store.undecryptables()
     assert waiting.deadline == 123.5  # the second sighting kept the first deadline
