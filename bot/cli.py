@@ -3,7 +3,7 @@
     carebot check-config --config F      validate config, roster, policies, texts, lexicon
     carebot policy check --config F      list the eligibility rules (and their errors)
     carebot policy explain --config F --patient ID|@mxid --practitioner ID|@mxid --medication "..."
-    carebot run | demo | recover | audit  (implemented in their own modules, imported lazily)
+    carebot run | demo | recover | audit | trust  (implemented in their own modules)
     carebot probe --config F [--ready]   ask the running bot's /healthz or /readyz
     carebot db migrate-to-postgres --config F --to postgresql://…   copy the SQLite store, verified
 
@@ -17,6 +17,7 @@ Errors are printed one per line on stderr (file:line: key: message) and the exit
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -269,7 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config(sub.add_parser("recover", help="restore the bot's cross-signing keys from the recovery key"))
     p.add_argument("--recovery-key-file", required=True, metavar="P", help="file holding the recovery key")
+    p.add_argument(
+        "--log-out-other-devices", action="store_true",
+        help="also remove the account's other devices (the bot's lost ones) — never done without this flag",
+    )
     p.set_defaults(func=_recover)
+
+    from bot.trust_cli import add_parser as add_trust_parser
+
+    add_trust_parser(sub)
 
     p = with_config(sub.add_parser("audit", help="print the renewal audit trail"))
     p.add_argument("--since", metavar="DATE", help="first day to include (YYYY-MM-DD; default: the last 30 days)")
@@ -310,6 +319,7 @@ def add_ops_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]",
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # files carebot creates (database, keys, session, exports) are private
     args = build_parser().parse_args(argv)
     return int(args.func(args, sys.stdout, sys.stderr))
 

@@ -4,6 +4,13 @@ Logs never carry message bodies, medications, display names or patients' Matrix 
 log roster ids, room ids, event ids and counts. `pseudonym()` gives a stable keyed hash for
 a Matrix id that is not in the roster (a stranger), so repeated attempts can be correlated
 without writing the id down.
+
+Error paths follow the same rule, enforced here rather than trusted to each caller:
+- `private_text()` is for text that quotes the clinic's files (a rejected roster or policy
+  reload): the values it quotes — names, Matrix ids, medications — become '…'; the file, line
+  and key stay, and `carebot check-config` prints the full message for the admin.
+- every log line (tracebacks and matrix-nio's own messages included) has Matrix user ids
+  replaced by `@…` before it is written.
 """
 
 from __future__ import annotations
@@ -11,9 +18,52 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import sys
+from typing import Any
 
 import structlog
+
+
+# A Matrix user id (@localpart:server), wherever it appears in a string.
+_USER_ID = re.compile(r"@[A-Za-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d+)?")
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|«[^»\n]*»")
+HIDDEN = "…"
+HIDDEN_USER = "@…"
+
+
+def private_text(text: str) -> str:
+    """Text from a configuration error, safe to log: quoted values and Matrix ids hidden."""
+    return _USER_ID.sub(HIDDEN_USER, _QUOTED.sub(f"'{HIDDEN}'", text))
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _USER_ID.sub(HIDDEN_USER, value)
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def hide_user_ids(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: no Matrix user id in any field of any log line."""
+    return {k: _scrub(v) for k, v in event.items()}
+
+
+class _ToStructlog(logging.Handler):
+    """matrix-nio and aiohttp log through the standard library: their records go through the
+    same processors (and the same privacy rule) as ours, as JSON lines like the rest."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken library log call must not crash us
+            message = str(record.msg)
+        structlog.get_logger("carebot").log(
+            record.levelno, "library.log", library=record.name, message=private_text(message)
+        )
 
 
 def setup_logging(fmt: str = "auto", level: str = "info") -> None:
@@ -31,6 +81,7 @@ def setup_logging(fmt: str = "auto", level: str = "info") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            hide_user_ids,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -39,8 +90,10 @@ def setup_logging(fmt: str = "auto", level: str = "info") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # matrix-nio logs through the standard library; keep it quiet and off our stream's format.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # matrix-nio logs through the standard library: keep it quiet, and in our format.
+    root = logging.getLogger()
+    root.handlers[:] = [_ToStructlog()]
+    root.setLevel(logging.WARNING)
     for name in ("nio", "peewee", "aiohttp"):
         logging.getLogger(name).setLevel(logging.ERROR)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 import structlog
@@ -26,6 +27,7 @@ async def run_bot(config: Config, stop: asyncio.Event | None = None) -> None:
 
 
 def main_run(args: argparse.Namespace) -> int:
+    os.umask(0o077)  # every file and directory the bot creates is its owner's alone
     try:
         config = load_config(args.config)
         resolve_password(config)

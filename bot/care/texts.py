@@ -27,6 +27,7 @@ REQUIRED_NUMBERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "disclaimer": ("15", "112", "114", "3114"),
         "emergency_notice": ("15", "112", "114", "3114"),
         "topic": ("15", "112"),
+        "channel_closed": ("15", "112", "114", "3114"),
     }
 )
 

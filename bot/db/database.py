@@ -49,6 +49,15 @@ class Database(ABC):
             f"after-{id(self)}", default=None
         )
 
+    def serialized(self) -> asyncio.Lock:
+        """`async with db.serialized():` waits until no transaction of this process is open."""
+        return self._lock
+
+    @property
+    def waiting(self) -> int:
+        """How many tasks wait for the transaction lock."""
+        return len(getattr(self._lock, "_waiters", None) or ())
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` when the current transaction commits (at once outside a transaction):
         how in-memory mirrors of a table stay true to what is committed."""

@@ -7,13 +7,14 @@
 - The sync loop (sync.py) saves the sync token only after the batch's events are handled, and backs off
   exponentially (capped, with jitter) while the homeserver is unreachable.
 - Room keys are shared only with the users the caller allows (the pair's members).
+- A missing room key is asked of the sender's devices (`request_room_key`), not only of the
+  bot's own as nio does; the sending device's answer (a key it forwards itself) is accepted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -23,28 +24,37 @@ from typing import Any
 from uuid import uuid4
 
 import structlog
+from aiohttp import ClientError
 from nio import (
     AsyncClient,
     AsyncClientConfig,
     LoginResponse,
     MatrixRoom,
+    MegolmEvent,
     RoomGetStateEventResponse,
     RoomSendResponse,
     WhoamiResponse,
 )
 from nio.api import Api
 from nio.exceptions import LocalProtocolError
-from nio.responses import ShareGroupSessionResponse
+from nio.responses import RoomKeyRequestResponse, ShareGroupSessionResponse
 
 from bot.matrix import nio_private
+from bot.matrix.crypto.files import private_dir, write_private
 
 log = structlog.get_logger("carebot.matrix")
 
 SYNC_TOKEN_KEY = "sync_token"
+TOKEN_REFUSED = ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN", "M_FORBIDDEN", "M_USER_DEACTIVATED")
 
 
 class StartupError(Exception):
     """The bot cannot start safely; the message says what the admin should do."""
+
+
+class CryptoStoreMissing(StartupError):
+    """The session names a device whose crypto store is gone: that device can never decrypt
+    again (the one case where `carebot recover` may log in as a new device)."""
 
 
 @dataclass(frozen=True)
@@ -56,13 +66,8 @@ class Session:
 
 
 def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Atomic write, the temporary file created 0600 (O_EXCL: never an old file's mode)."""
+    write_private(path, text)
 
 
 def load_session(path: Path) -> Session | None:
@@ -118,7 +123,8 @@ async def connect(
     storage: Path,
 ) -> AsyncClient:
     """Log in once, or restore the saved device; check that the server agrees."""
-    storage.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if private_dir(storage):
+        log.warning("storage.permissions_tightened", path=str(storage), mode="0700")
     session_path = storage / "session.json"
     session = load_session(session_path)
     if session is not None:
@@ -128,7 +134,7 @@ async def connect(
                 f"{user_id}. Point storage.path at that account's directory, or fix bot.user_id."
             )
         if not _crypto_store_file(storage, session.user_id, session.device_id).exists():
-            raise StartupError(
+            raise CryptoStoreMissing(
                 f"The crypto store for device {session.device_id} is missing under "
                 f"{storage / 'crypto'}: the bot cannot read its rooms without it. Restore "
                 f"{storage} from a backup, or remove {session_path} to log in as a new device "
@@ -136,14 +142,28 @@ async def connect(
             )
         client = make_client(homeserver, user_id, storage, session.device_id)
         client.restore_login(session.user_id, session.device_id, session.access_token)
-        who = await client.whoami()
-        if not isinstance(who, WhoamiResponse):
+        try:
+            who = await client.whoami()
+        except (OSError, asyncio.TimeoutError, ClientError) as e:
             await client.close()
             raise StartupError(
-                f"The homeserver at {homeserver} refused the saved access token "
-                f"({getattr(who, 'status_code', '')} {getattr(who, 'message', '')}). If the "
-                f"device was logged out, remove {session_path} and start again, then run "
-                "`carebot recover`."
+                f"Could not reach the homeserver at {homeserver} to check the saved device "
+                f"({type(e).__name__}). Check homeserver.url and that the homeserver is up, then "
+                f"start again; keep {session_path}: the device is fine."
+            ) from e
+        if not isinstance(who, WhoamiResponse):
+            await client.close()
+            code = getattr(who, "status_code", "")
+            if code in TOKEN_REFUSED:
+                raise StartupError(
+                    f"The homeserver at {homeserver} refused the saved access token ({code} "
+                    f"{getattr(who, 'message', '')}). If the device was logged out, remove "
+                    f"{session_path} and start again, then run `carebot recover`."
+                )
+            raise StartupError(
+                f"The homeserver at {homeserver} could not check the saved device right now "
+                f"({code} {getattr(who, 'message', '')}): it may be restarting or behind a failing "
+                f"proxy. Try again later; keep {session_path}: the device is fine."
             )
         if who.user_id != user_id or (who.device_id and who.device_id != session.device_id):
             await client.close()
@@ -290,3 +310,19 @@ async def key_bookkeeping(client: AsyncClient) -> None:
         await client.keys_query()
     if client.should_claim_keys:
         await client.keys_claim(client.get_users_for_key_claiming())
+
+
+async def request_room_key(client: AsyncClient, room_id: str, event: MegolmEvent) -> bool:
+    """Ask the devices of the message's sender (and the bot's own) for its Megolm key, once per
+    session; True if a request went out now. A sender's client answers only for a session it
+    had shared with the bot's device (a lost to-device message, a wedged Olm session): the key
+    is then forwarded by the sending device itself, which the bot accepts and trusts as if it
+    had come first-hand (bot/matrix/sender_trust.py)."""
+    olm = client.olm
+    if olm is None or not event.session_id or not event.sender_key:
+        return False
+    nio_private.accept_forwards_from_session_owner(client)
+    if event.session_id in olm.outgoing_key_requests:
+        return False
+    resp = await nio_private.request_room_key(client, room_id, event.sender, event.sender_key, event.session_id)
+    return isinstance(resp, RoomKeyRequestResponse)

@@ -10,6 +10,8 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from bot.matrix.relations import answer_relation
+
 HTML_FORMAT = "org.matrix.custom.html"
 
 
@@ -42,6 +44,7 @@ def notice(
     plain: str,
     *,
     reply_to: str | None = None,
+    thread_root: str | None = None,
     mentions: Sequence[tuple[str, str]] = (),
     addressed: tuple[str, str, str] | None = None,
     extra: dict[str, Any] | None = None,
@@ -50,7 +53,8 @@ def notice(
 
     `mentions` are (user id, label) pairs put in front and in m.mentions. `addressed` is
     (user id, label, text): a last paragraph for one person, who is mentioned — e.g. the
-    practitioner under an answer written for the patient.
+    practitioner under an answer written for the patient. `thread_root`: the question came
+    from that thread, the answer goes there too.
     """
     body = plain
     formatted = to_html(plain)
@@ -71,7 +75,7 @@ def notice(
         "m.mentions": {"user_ids": mentioned},
     }
     if reply_to:
-        content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
+        content["m.relates_to"] = answer_relation(reply_to, thread_root)
     if extra:
         content.update(extra)
     return content

@@ -97,3 +97,23 @@ def create_room_body(
         ),
         "creation_content": {"m.federate": True},
     }
+
+
+# A closed room (its pair left the roster) is read-only for both members, history kept: every
+# event needs the bot's level. Re-opening puts back the levels the room was created with.
+_MEMBER_EVENTS = ("m.room.redaction", "m.reaction")
+
+
+def closed_power_levels(current: dict[str, Any]) -> dict[str, Any]:
+    content = dict(current)
+    content["events_default"] = STATE_LEVEL
+    content["events"] = {**current.get("events", {}), **{t: STATE_LEVEL for t in _MEMBER_EVENTS}}
+    return content
+
+
+def open_power_levels(current: dict[str, Any]) -> dict[str, Any]:
+    content = dict(current)
+    content["events_default"] = 0
+    content["events"] = {**current.get("events", {}), **{t: 0 for t in _MEMBER_EVENTS}}
+    return content
+

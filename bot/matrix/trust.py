@@ -7,14 +7,20 @@
   sent `m.room_key.withheld` with code `m.unverified`, so their clients can say why.
 
 Cross-signing status comes from /keys/query and is checked here (bot.matrix.crypto); it is
-cached per user and refreshed when the homeserver says that user's devices changed.
+cached per user and refreshed when the homeserver says that user's devices changed, or when the
+pinned identity changes. With `pins`, a device counts as cross-signed only if its owner's
+*pinned* master key signs it (identity pinning): the first master key seen for each roster
+member is pinned, and a new one (an identity reset) is reported and, until the clinic admin
+accepts it, signs nothing in the bot's eyes. `watch` re-reads the identities of members whose
+devices changed, so a reset is noticed without waiting for a message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from uuid import uuid4
 
 import structlog
@@ -23,7 +29,7 @@ from nio.api import Api
 from nio.responses import ToDeviceResponse
 
 from bot.matrix import nio_private
-from bot.matrix.crypto import cross_signed_devices
+from bot.matrix.crypto import devices_cross_signed_in, query_keys, server_identity
 
 log = structlog.get_logger("carebot.trust")
 
@@ -31,23 +37,84 @@ TOFU = "tofu"
 CROSS_SIGNED = "cross-signed"
 
 
+class Pins(Protocol):
+    """Pinned master keys (bot/runtime/identities.py keeps them in the store)."""
+
+    async def pinned(self, user_ids: list[str]) -> dict[str, str]: ...
+
+    async def observe(self, master_keys: dict[str, str | None]) -> None: ...
+
+    async def pending(self, user_id: str) -> str | None: ...
+
+
 @dataclass
 class DeviceTrust:
     client: AsyncClient
     mode: str = TOFU
+    pins: Pins | None = None
     _signed: dict[str, set[str]] = field(default_factory=dict)
+    _pinned_with: dict[str, str | None] = field(default_factory=dict)
     _withheld: set[tuple[str, str, str]] = field(default_factory=set)
+    _dirty: set[str] = field(default_factory=set)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def invalidate(self, user_ids: Iterable[str]) -> None:
         for user_id in user_ids:
             self._signed.pop(user_id, None)
+            self._dirty.add(user_id)
+        if self._dirty:
+            self._changed.set()
 
     async def signed(self, user_ids: Iterable[str]) -> dict[str, set[str]]:
+        """Per user, the devices cross-signed by the user's pinned (or, unpinned, current)
+        master key."""
         users = list(dict.fromkeys(user_ids))
-        missing = [u for u in users if u not in self._signed]
+        pins = await self.pins.pinned(users) if self.pins is not None else {}
+        missing = [u for u in users if u not in self._signed or self._pinned_with.get(u) != pins.get(u)]
         if missing:
-            self._signed.update(await cross_signed_devices(self.client, missing))
+            query = await query_keys(self.client, missing)
+            if self.pins is not None:
+                await self.pins.observe({u: server_identity(query, u)["master"] for u in missing})
+                pins = await self.pins.pinned(users)
+            found = devices_cross_signed_in(query, missing, {u: pins[u] for u in missing if u in pins})
+            for u in missing:
+                self._signed[u] = found.get(u, set())
+                self._pinned_with[u] = pins.get(u)
         return {u: self._signed.get(u, set()) for u in users}
+
+    async def watch(self, stop: asyncio.Event, members: Callable[[], set[str]]) -> None:
+        """Re-read the identities of roster members whose devices changed (all of them at
+        start), so that a new master key is pinned or reported without waiting for a message."""
+        self._dirty.update(members())
+        self._changed.set()
+        failures = 0
+        while not stop.is_set():
+            stopping = asyncio.ensure_future(stop.wait())
+            changed = asyncio.ensure_future(self._changed.wait())
+            await asyncio.wait({stopping, changed}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            changed.cancel()
+            if stop.is_set():
+                return
+            self._changed.clear()
+            wanted = members()
+            users = sorted(u for u in self._dirty if u in wanted)
+            self._dirty.clear()
+            if not users:
+                continue
+            for user_id in users:
+                self._signed.pop(user_id, None)
+            try:
+                await self.signed(users)
+                failures = 0
+            except Exception as e:  # noqa: BLE001 - the homeserver is away: try again later
+                failures += 1
+                log.warning("trust.identity_check_failed", users=len(users), error=type(e).__name__)
+                self._dirty.update(users)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=min(30.0, 0.5 * 2**failures))
+                except asyncio.TimeoutError:
+                    self._changed.set()
 
     async def unsigned_devices(self, user_ids: Iterable[str]) -> dict[str, list[str]]:
         """Per user, known devices that are not cross-signed by their owner."""

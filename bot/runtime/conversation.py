@@ -1,23 +1,33 @@
 """Messages of a pair room's patient or practitioner: handled by the care service in one
-transaction that records the request, queues the replies and marks the event handled."""
+transaction that records the request, queues the replies and marks the event handled.
+
+What the user typed is read by bot/matrix/relations.py (reply fallback stripped, edits and
+threads told apart): an edit goes to `amendments.handle_edit`, which never changes a request;
+an answer to a message in a thread goes to that thread. An emergency notice mentions the
+practitioner at most once per room per 10 minutes (mentions.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from nio import RoomMessageText
 
+from bot.care import amendments
 from bot.care.commands import Command, parse
 from bot.care.roster import Pair
 from bot.care.service import CareService, Reply
 from bot.faults import crash_point
 from bot.matrix.messages import notice, renewal_meta
+from bot.matrix.relations import read_message
+from bot.runtime.mentions import MentionThrottle
 from bot.runtime.shared import TO, LiveState, Wake, txn_for
+from bot.runtime.trust_gate import TrustGate
 from bot.store import RoomRecord, Store
 
 
-def reply_content(reply: Reply, pair: Pair, reply_to: str | None) -> dict[str, Any]:
+def reply_content(reply: Reply, pair: Pair, reply_to: str | None, thread_root: str | None = None) -> dict[str, Any]:
     addressed = None
     if reply.for_practitioner is not None:
         addressed = (pair.practitioner.matrix_id, pair.practitioner.display_name, reply.for_practitioner)
@@ -28,7 +38,7 @@ def reply_content(reply: Reply, pair: Pair, reply_to: str | None) -> dict[str, A
         extra["carebot.emergency"] = True
     if reply.disclaimer:
         extra["carebot.disclaimer"] = True
-    content = notice(reply.text, reply_to=reply_to, addressed=addressed, extra=extra)
+    content = notice(reply.text, reply_to=reply_to, thread_root=thread_root, addressed=addressed, extra=extra)
     content[TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
     return content
 
@@ -39,12 +49,15 @@ class Conversation:
 
     def __init__(
         self, store: Store, service: CareService, state: LiveState, wake: Wake,
+        mentions: MentionThrottle | None = None, gate: TrustGate | None = None,
         on_command: Callable[[str], None] | None = None,
     ) -> None:
+        self._gate = gate  # a state-changing command counts only from a trusted device
         self._store = store
         self._service = service
         self._state = state
         self._wake = wake
+        self._mentions = mentions or MentionThrottle()
         self._on_command = on_command  # counts commands by name (metrics)
 
     async def handle(self, record: RoomRecord, pair: Pair | None, event: RoomMessageText) -> None:
@@ -56,21 +69,31 @@ class Conversation:
         else:
             return
         room_id = record.room_id
+        incoming = read_message(event.source.get("content", {}))
+        care = self._state.care
+        if not incoming.is_edit and self._gate is not None and await self._gate.refused(
+            room_id, pair, role, event, incoming.text, incoming.thread_root
+        ):
+            return
         async with self._store.transaction():
             if await self._store.is_processed(event.event_id):
                 return
-            replies = await self._service.handle_message(
-                self._state.care, pair, role, event.body, event.event_id, room_id
-            )
+            if incoming.is_edit:
+                replies = await amendments.handle_edit(self._store, care, pair, role, incoming.text, incoming.edit_of, room_id)
+                answer_to = incoming.edit_of or event.event_id
+            else:
+                replies = await self._service.handle_message(care, pair, role, incoming.text, event.event_id, room_id)
+                answer_to = event.event_id
             for n, reply in enumerate(replies):
-                await self._store.enqueue(
-                    txn_for(event.event_id, str(n)), room_id, reply_content(reply, pair, event.event_id)
-                )
+                if reply.emergency and reply.for_practitioner is not None and not self._mentions.allow(room_id):
+                    reply = dataclasses.replace(reply, for_practitioner=None)
+                content = reply_content(reply, pair, answer_to, incoming.thread_root)
+                await self._store.enqueue(txn_for(event.event_id, str(n)), room_id, content)
             await self._store.mark_processed(event.event_id, room_id)
         crash_point("after_commit")
         self._wake()  # start sending while the rest of the batch is handled
         if self._on_command is not None:
-            self._on_command(command_name(event.body))
+            self._on_command(command_name(incoming.text))
 
 
 def command_name(body: str) -> str:

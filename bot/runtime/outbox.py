@@ -43,12 +43,16 @@ class Outbox:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Send until `stop` is set; an item being sent then is finished (sent and removed from
+        the outbox) before returning: see `runtime._main`, which waits for it."""
         failures = 0
         sem = asyncio.Semaphore(PARALLEL_ROOMS)
 
         async def drain(items: list[OutboxItem]) -> bool:
             async with sem:
                 for item in items:
+                    if stop.is_set():
+                        return True  # stopping: what is not started stays queued
                     try:
                         event_id = await self.send_item(item)
                     except Exception as e:  # noqa: BLE001 - network trouble: keep it for later

@@ -8,15 +8,18 @@ import time
 from collections.abc import Callable
 
 import structlog
-from nio import AsyncClient, RoomCreateResponse
+from nio import AsyncClient, RoomCreateResponse, RoomGetStateEventResponse, RoomPutStateResponse
 
+from bot.care.renewals import format_id
 from bot.care.roster import Pair
 from bot.matrix import nio_private
-from bot.matrix.messages import notice
-from bot.matrix.rooms import PAIR_STATE, create_room_body
+from bot.matrix.messages import notice, renewal_meta
+from bot.matrix.rooms import PAIR_STATE, closed_power_levels, create_room_body, open_power_levels
 from bot.runtime.membership import FIRST_MEMBER
 from bot.runtime.shared import PIN, TO, LiveState, Wake, txn_for
 from bot.store import RoomRecord, Store
+
+POWER_LEVELS = "m.room.power_levels"
 
 log = structlog.get_logger("carebot")
 
@@ -41,6 +44,7 @@ class Reconciler:
         self._wake = wake
         self._lock = asyncio.Lock()
         self._needed = False
+        self._sealed: set[str] = set()  # closed rooms whose levels were checked this run
         self._on_reconciled = on_reconciled  # seconds a successful reconciliation took (metrics, readiness)
 
     async def reconcile_or_retry_later(self) -> None:
@@ -90,10 +94,9 @@ class Reconciler:
                     record = known.get(key)
                     if record is None:
                         await self.create_room(pair)
+                    elif record.state != "active":
+                        await self._reopen_room(record, pair)
                     else:
-                        if record.state != "active":
-                            async with store.transaction():
-                                await store.set_room_state(record.room_id, "active")
                         await self._ensure_members(record.room_id, pair, reinvites)
 
             def needs_work(key: tuple[str, str]) -> bool:
@@ -104,6 +107,14 @@ class Reconciler:
             for key, record in known.items():
                 if key not in wanted and record.state == "active":
                     await self._close_room(record)
+                elif key not in wanted and record.room_id not in self._sealed:
+                    # Closed before rooms were made read-only (or by an older version): make
+                    # sure once per run that nobody can write there.
+                    try:
+                        await self._set_power_levels(record.room_id, closed_power_levels)
+                        self._sealed.add(record.room_id)
+                    except Exception as e:  # noqa: BLE001 - tried again at the next reconciliation
+                        log.warning("room.seal_failed", room_id=record.room_id, error=type(e).__name__)
 
     async def _pairs_from_server(self, known_rooms: set[str]) -> set[str]:
         """Ask the server (not the sync, which Synapse may answer from its response cache
@@ -161,13 +172,58 @@ class Reconciler:
                     await self._store.reinvited(room_id, mxid)
                 log.info("room.reinvited", room_id=room_id, pair=f"{pair.patient.id}/{pair.practitioner.id}")
 
+    async def _set_power_levels(self, room_id: str, change: Callable[[dict], dict]) -> None:
+        """Read, change and write the room's power levels; raise if the server refuses (the
+        reconciliation is then retried, and the room's state in the database is unchanged)."""
+        resp = await self._client.room_get_state_event(room_id, POWER_LEVELS)
+        if not isinstance(resp, RoomGetStateEventResponse):
+            raise RuntimeError(f"power levels of {room_id} could not be read")
+        wanted = change(resp.content)
+        if wanted == resp.content:
+            return  # already so: no new state event
+        put = await self._client.room_put_state(room_id, POWER_LEVELS, wanted)
+        if not isinstance(put, RoomPutStateResponse):
+            raise RuntimeError(f"power levels of {room_id} could not be written")
+
     async def _close_room(self, record: RoomRecord) -> None:
+        """The pair left the roster: the room becomes read-only for both (history kept), its
+        pending requests are cancelled and the patient told, and the closing notice, with the
+        emergency numbers, goes out at once."""
         care = self._state.care
+        await self._set_power_levels(record.room_id, closed_power_levels)
+        self._sealed.add(record.room_id)
+        patient = care.roster.patient(record.patient_id)
+        locales = (care.locale_for_mxid(patient.matrix_id),) if patient else ("fr", "en")
         text = "\n\n".join(care.texts.get("channel_closed", loc) for loc in ("fr", "en"))
         content = notice(text)
         content[TO] = None  # whoever is still in the room
+        closed_at = str(time.time())
         async with self._store.transaction():
             await self._store.set_room_state(record.room_id, "closed")
-            await self._store.enqueue(txn_for("closed", record.room_id, str(time.time())), record.room_id, content)
+            for req in await self._store.requests_in_room(record.room_id, "pending"):
+                if not await self._store.decide(req.id, "cancelled", None, "admin"):
+                    continue
+                rid = format_id(req.id)
+                told = "\n\n".join(care.texts.get("renewal_cancelled_closed", loc, id=rid, medication=req.medication) for loc in locales)
+                cancelled = notice(told, extra=renewal_meta(rid, "cancelled", req.medication))
+                cancelled[TO] = None
+                await self._store.enqueue(txn_for("closed", record.room_id, rid, closed_at), record.room_id, cancelled)
+                await self._store.audit("admin", "renewal.cancelled", rid, {"by": "room.closed"}, care.policy_hash)
+            await self._store.enqueue(txn_for("closed", record.room_id, closed_at), record.room_id, content)
             await self._store.audit("admin", "room.closed", record.room_id, {"patient": record.patient_id, "practitioner": record.practitioner_id})
+        self._wake()
         log.info("room.closed", room_id=record.room_id)
+
+    async def _reopen_room(self, record: RoomRecord, pair: Pair) -> None:
+        """The pair is back: the room is restored as it was (power levels back, members
+        invited again if they left)."""
+        await self._set_power_levels(record.room_id, open_power_levels)
+        self._sealed.discard(record.room_id)
+        async with self._store.transaction():
+            await self._store.set_room_state(record.room_id, "active")
+            await self._store.audit("admin", "room.reopened", record.room_id, {"patient": record.patient_id, "practitioner": record.practitioner_id})
+            for mxid in (pair.patient.matrix_id, pair.practitioner.matrix_id):
+                await self._store.need_reinvite(record.room_id, mxid)  # done at once if still there
+        both = {(record.room_id, m) for m in (pair.patient.matrix_id, pair.practitioner.matrix_id)}
+        await self._ensure_members(record.room_id, pair, both)
+        log.info("room.reopened", room_id=record.room_id)

@@ -10,6 +10,7 @@ import structlog
 
 from bot.care.service import CareContext
 from bot.config import Config
+from bot.logs import private_text
 from bot.runtime.shared import LiveState
 from bot.store import Store, StoreError
 from bot.yamlutil import ConfigErrors
@@ -62,7 +63,12 @@ class Reloader:
             return False
         except ConfigErrors as e:
             for err in e.errors:
-                log.error("config.reload_rejected", file=str(err.file), line=err.line, key=err.key, problem=err.message)
+                # The message may quote the file's values (ids, names, medications): they stay
+                # out of the log; `carebot check-config` shows them to the admin.
+                log.error(
+                    "config.reload_rejected", file=str(err.file), line=err.line, key=err.key,
+                    problem=private_text(err.message), advice="run `carebot check-config` for the full message",
+                )
             async with self._store.transaction():
                 await self._store.audit("admin", "config.reload_rejected", None, {"errors": len(e.errors)})
             return False

@@ -28,23 +28,30 @@ from bot.config import Config
 from bot.matrix import crypto as xsign
 from bot.matrix import nio_private
 from bot.matrix.client import SYNC_TOKEN_KEY, Backoff, connect
+from bot.matrix.sender_trust import SenderTrustCheck
 from bot.matrix.sync import SyncHandler, SyncLoop
 from bot.matrix.trust import DeviceTrust
 from bot.runtime.conversation import Conversation
 from bot.runtime.device_warnings import DeviceWarnings
 from bot.runtime.housekeeping import Housekeeping
+from bot.runtime.identities import IdentityPins
 from bot.runtime.invites import Invites
 from bot.runtime.membership import Membership
 from bot.runtime.operations import Operations, claim_practitioners
 from bot.runtime.outbox import Outbox
+from bot.runtime.practitioner_notice import PractitionerNotices
+from bot.runtime.redactions import Redactions
 from bot.runtime.reconcile import Reconciler
 from bot.runtime.reload import Reloader
 from bot.runtime.router import Router
 from bot.runtime.shared import LiveState
+from bot.runtime.trust_gate import TrustGate
 from bot.runtime.undecryptable import UndecryptableMessages
 from bot.store import Store
 
 log = structlog.get_logger("carebot")
+
+OUTBOX_STOP_GRACE_S = 10.0
 
 SYNC_FILTER: dict[str, Any] = {
     "room": {
@@ -69,6 +76,8 @@ class Running:
     reconciler: Reconciler
     reloader: Reloader
     housekeeping: Housekeeping
+    trust: DeviceTrust
+    pins: IdentityPins
     ops: Operations
 
 
@@ -77,7 +86,9 @@ def assemble(
     reload_requested: asyncio.Event, ops: Operations,
 ) -> Running:
     """Wire the components. Each gets only what it uses."""
-    trust = DeviceTrust(client, config.trust)
+    notices = PractitionerNotices(store)  # the practitioner desk plugs in here (desk=...)
+    pins = IdentityPins(store, state, config.trust, lambda: outbox.wake(), notices)
+    trust = DeviceTrust(client, config.trust, pins)
     warnings = DeviceWarnings(store, state, client.user_id, config.trust)
     outbox = Outbox(client, store, trust, tofu=config.trust == "tofu", on_unsigned=warnings.warn)
     wake = outbox.wake
@@ -87,6 +98,8 @@ def assemble(
         on_reconciled=ops.reconciled,
     )
     undecryptable = UndecryptableMessages(client, store, state, config.limits.undecryptable_wait_s, wake)
+    service = CareService(store)
+    gate = TrustGate(store, state, SenderTrustCheck(client, trust, store.is_owner_forwarded), wake, notices)
     router = Router(
         client, store, state,
         on_invite=Invites(client, store, state, wake).on_invite,
@@ -94,7 +107,8 @@ def assemble(
         handlers=[
             Membership(client, store, state, wake),
             undecryptable,
-            Conversation(store, CareService(store), state, wake, on_command=ops.command),
+            Conversation(store, service, state, wake, gate=gate, on_command=ops.command),
+            Redactions(client, store, state, wake),
         ],
         wake=wake,
     )
@@ -120,7 +134,7 @@ def assemble(
         await undecryptable.retry(router.on_event)
 
     housekeeping = Housekeeping(store, config.retention_days, [reconciler.retry_if_needed, late_keys])
-    return Running(store, client, sync_loop, outbox, reconciler, reloader, housekeeping, ops)
+    return Running(store, client, sync_loop, outbox, reconciler, reloader, housekeeping, trust, pins, ops)
 
 
 def _metered(handler: SyncHandler, ops: Operations) -> SyncHandler:
@@ -214,6 +228,15 @@ class CareBot:
                 recovery_key_file=str(status.recovery_key_path),
                 advice="copy this recovery key somewhere safe and offline, then delete the file",
             )
+        elif (left := xsign.recovery_key_left_behind(self.storage)) is not None:
+            # Every start, until the file is gone: a copy of storage.path holds both the
+            # cross-signing keys and the key that restores them.
+            log.warning(
+                "identity.recovery_key_on_disk",
+                recovery_key_file=str(left),
+                danger="the recovery key lies beside the cross-signing keys it protects",
+                advice="copy it somewhere safe and offline, then delete the file; this warning repeats at every start until then",
+            )
         log.info("identity.ready", device_signed=status.device_signed)
 
     async def _main(self, parts: Running, stop: asyncio.Event) -> None:
@@ -223,6 +246,7 @@ class CareBot:
             asyncio.create_task(parts.outbox.run(stop), name="outbox"),
             asyncio.create_task(parts.reloader.watch(stop), name="watch"),
             asyncio.create_task(parts.housekeeping.run(stop), name="housekeeping"),
+            asyncio.create_task(parts.trust.watch(stop, parts.pins.members), name="identities"),
         ]
         try:
             synced = asyncio.create_task(loop.synced.wait())
@@ -243,8 +267,18 @@ class CareBot:
         finally:
             stop.set()
             parts.outbox.wake()
+            sending = tasks[1]
             for task in tasks:
-                task.cancel()
+                if task is not sending:
+                    task.cancel()
+            # The outbox finishes the item in flight (sent, then removed from the outbox)
+            # rather than being cut between the two; if the homeserver does not answer in
+            # time it is abandoned cleanly: still queued, re-sent at the next start under the
+            # same transaction id, which the homeserver de-duplicates.
+            try:
+                await asyncio.wait_for(asyncio.shield(sending), OUTBOX_STOP_GRACE_S)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - stopping anyway
+                sending.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
 

@@ -18,14 +18,20 @@ What it stores (documented for the clinic in the README):
   received, the deadline for its key), retried until the key comes or the deadline passes.
 - `outbox`: replies decided but not yet confirmed sent; each has a transaction id so that a
   resend after a crash is de-duplicated by the homeserver. Sent rows are deleted.
+- `identity_pins`: per roster member (Matrix id), the first cross-signing master key seen,
+  and a different one seen since (an identity reset) until the clinic admin accepts it.
+- `owner_forwarded_sessions`: Megolm sessions (room, sender key, session id) a sending device
+  handed back itself at the bot's request, trusted as first-hand.
 - `audit`: append-only records of requests, decisions, rooms and reloads (ids only).
 """
 
+from bot.store.identities import IdentityPin
 from bot.store.records import OutboxItem, Request, RoomRecord, Undecryptable
 from bot.store.schema import LATEST, MIGRATIONS, Migration, StoreError
 from bot.store.store import Store
 
 __all__ = [
+    "IdentityPin",
     "LATEST",
     "MIGRATIONS",
     "Migration",

@@ -102,6 +102,11 @@ class CareTables:
         row = await self.db.fetchrow("SELECT * FROM requests WHERE id = $1", request_id)
         return None if row is None else _request(row)
 
+    async def request_by_event(self, event_id: str) -> Request | None:
+        """The request made by this message, if any."""
+        row = await self.db.fetchrow("SELECT * FROM requests WHERE event_id = $1", event_id)
+        return None if row is None else _request(row)
+
     async def requests_in_room(self, room_id: str, status: str | None = None) -> list[Request]:
         if status is None:
             rows = await self.db.fetch("SELECT * FROM requests WHERE room_id = $1 ORDER BY id", room_id)

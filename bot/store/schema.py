@@ -177,6 +177,32 @@ async def _v2(db: Database) -> None:
             )
 
 
+async def _v3(db: Database) -> None:
+    """Pinned identities: the first master key seen for each roster member, and a change of it
+    (an identity reset) waiting for the clinic admin (`carebot trust accept`). And the Megolm
+    sessions the bot got back from the very device that made them, at its request (nio records
+    them as forwarded; carebot trusts them as first-hand, also after a restart)."""
+    await _run(
+        db,
+        """
+        CREATE TABLE identity_pins (
+            user_id TEXT PRIMARY KEY,
+            master_key TEXT NOT NULL,
+            pinned_at DOUBLE PRECISION NOT NULL,
+            new_master_key TEXT,
+            changed_at DOUBLE PRECISION
+        );
+
+        CREATE TABLE owner_forwarded_sessions (
+            room_id TEXT NOT NULL,
+            sender_key TEXT NOT NULL,
+            session_id TEXT NOT NULL,
+            PRIMARY KEY (room_id, sender_key, session_id)
+        )
+        """,
+    )
+
+
 # Ordered: index i migrates from version i to i + 1. Append, never edit a released one.
-MIGRATIONS: list[Migration] = [_v1, _v2]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
 LATEST = len(MIGRATIONS)

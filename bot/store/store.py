@@ -11,12 +11,14 @@ from pathlib import Path
 from bot.db import Database, SqliteDatabase, open_database, schema_for
 from bot.db.upgrade import upgrade
 from bot.store.care import CareTables
+from bot.store.identities import IdentityTables
 from bot.store.ops import OpsTables
+from bot.store.records import OutboxItem
 from bot.store.schema import MIGRATIONS
 from bot.store.workflows import WorkflowTables
 
 
-class Store(WorkflowTables, CareTables, OpsTables):
+class Store(WorkflowTables, CareTables, IdentityTables, OpsTables):
     def __init__(self, db: Database) -> None:
         self.db = db
         self.path = getattr(db, "path", None)  # the SQLite file; None on PostgreSQL
@@ -54,6 +56,19 @@ class Store(WorkflowTables, CareTables, OpsTables):
     def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
         """`async with store.transaction():` — one transaction, rolled back on error."""
         return self.db.transaction()
+
+    # -- reads that must see committed rows only ------------------------------------------
+    async def outbox(self, limit: int = 100) -> list[OutboxItem]:
+        """Queued replies: the committed mirror (care.py), read once no transaction of this
+        process is open — a transaction in progress may yet add replies, or roll back. (So
+        never call it inside a transaction: it would wait for itself.)"""
+        async with self.db.serialized():
+            return await super().outbox(limit)
+
+    @property
+    def waiting(self) -> int:
+        """How many are waiting for the transaction lock (what tests and metrics look at)."""
+        return self.db.waiting
 
     # -- key/value -----------------------------------------------------------------------
     async def get(self, key: str) -> str | None:

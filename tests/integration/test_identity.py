@@ -148,12 +148,12 @@ async def test_recover_restores_the_identity_on_a_new_device_after_storage_loss(
         assert not (data / crypto.CROSS_SIGNING_FILE).exists()
 
         # 4. The right key: same master key, a new device signed by the self-signing key.
-        res = await _cli("recover", "--config", cfg, "--recovery-key-file", str(offline))
+        res = await _cli("recover", "--config", cfg, "--recovery-key-file", str(offline), "--log-out-other-devices")
         assert res.returncode == 0, (res.stdout, res.stderr[-3000:])
         assert master in res.stdout and "signed" in res.stdout, res.stdout
         new_master, signed = await _bot_identity(observer, bot_id)
         assert new_master == master
-        # The lost device is logged out: only the new one remains, signed.
+        # The lost device is logged out (asked for with the flag): only the new one remains, signed.
         assert len(signed) == 1 and first_device not in signed, (signed, first_device)
         (new_device,) = signed
         assert "old device" in res.stdout

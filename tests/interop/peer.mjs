@@ -186,6 +186,29 @@ const handlers = {
         };
     },
 
+    // An identity reset, as Element's "Reset your identity": new master, self-signing and
+    // user-signing keys; this device is signed by the new self-signing key.
+    async resetCrossSigning({ password: pw }) {
+        const c = crypto();
+        const userId = client.getUserId();
+        const before = await c.getCrossSigningKeyId();
+        await c.bootstrapCrossSigning({
+            setupNewCrossSigning: true,
+            authUploadDeviceSigningKeys: async (makeRequest) => {
+                await makeRequest({
+                    type: "m.login.password",
+                    identifier: { type: "m.id.user", user: userId },
+                    password: pw ?? password,
+                });
+            },
+        });
+        const after = await until("the new master key", 15000, async () => {
+            const key = await c.getCrossSigningKeyId();
+            return key && key !== before ? key : null;
+        });
+        return { before, masterKey: after };
+    },
+
     async setIsolation({ mode }) {
         const c = crypto();
         if (mode === "only-signed") c.setDeviceIsolationMode(new OnlySignedDevicesIsolationMode());
@@ -238,6 +261,67 @@ const handlers = {
         }
         const { event_id: eventId } = await client.sendMessage(roomId, content);
         return { eventId };
+    },
+
+    // Replies, edits, threads and redactions as Element sends them (additive helpers).
+    async reply({ roomId, eventId, body, withFallback = true }) {
+        need(client, "not logged in");
+        const room = client.getRoom(roomId);
+        const target = room?.findEventById(eventId);
+        const content = { msgtype: "m.text", body, "m.relates_to": { "m.in_reply_to": { event_id: eventId } } };
+        if (withFallback && target) {
+            // The reply fallback older Element versions still send: quoted lines, then the text.
+            const quoted = String(target.getContent()?.body ?? "").split("\n").map((l) => "> " + l);
+            quoted[0] = `> <${target.getSender()}> ` + quoted[0].slice(2);
+            content.body = quoted.join("\n") + "\n\n" + body;
+            content.format = "org.matrix.custom.html";
+            content.formatted_body =
+                `<mx-reply><blockquote><a href="https://matrix.to/#/${roomId}/${eventId}">In reply to</a> ` +
+                `<a href="https://matrix.to/#/${target.getSender()}">${target.getSender()}</a><br>` +
+                `${String(target.getContent()?.body ?? "")}</blockquote></mx-reply>${body}`;
+        }
+        const { event_id: sent } = await client.sendMessage(roomId, content);
+        return { eventId: sent };
+    },
+
+    async edit({ roomId, eventId, body, crafted = false }) {
+        need(client, "not logged in");
+        const content = crafted
+            ? { msgtype: "m.text", body, "m.relates_to": { rel_type: "m.replace", event_id: eventId } }
+            : {
+                  msgtype: "m.text",
+                  body: "* " + body,
+                  "m.new_content": { msgtype: "m.text", body },
+                  "m.relates_to": { rel_type: "m.replace", event_id: eventId },
+              };
+        const { event_id: sent } = await client.sendMessage(roomId, content);
+        return { eventId: sent };
+    },
+
+    async sendInThread({ roomId, threadId, body }) {
+        need(client, "not logged in");
+        // The sdk adds m.relates_to {rel_type: m.thread, event_id: root, is_falling_back, m.in_reply_to}.
+        const { event_id: sent } = await client.sendMessage(roomId, threadId, { msgtype: "m.text", body });
+        return { eventId: sent };
+    },
+
+    async redact({ roomId, eventId, reason }) {
+        need(client, "not logged in");
+        const { event_id: sent } = await client.redactEvent(roomId, eventId, undefined, reason ? { reason } : undefined);
+        return { eventId: sent };
+    },
+
+    async leave({ roomId }) {
+        need(client, "not logged in");
+        await client.leave(roomId);
+        reportedInvites.delete(roomId); // a new invite to this room is reported again
+        return { roomId };
+    },
+
+    async sendRaw({ roomId, content }) {
+        need(client, "not logged in");
+        const { event_id: sent } = await client.sendMessage(roomId, content);
+        return { eventId: sent };
     },
 
     async messages({ roomId }) {

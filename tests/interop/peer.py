@@ -148,6 +148,10 @@ class JsPeer:
     async def bootstrap_cross_signing(self, password: str) -> dict:
         return await self.call("bootstrapCrossSigning", password=password)
 
+    async def reset_cross_signing(self, password: str) -> dict:
+        """A new identity (master key), as Element's "reset your identity"."""
+        return await self.call("resetCrossSigning", password=password)
+
     async def set_isolation(self, mode: str = "only-signed") -> None:
         await self.call("setIsolation", mode=mode)
 
@@ -165,6 +169,27 @@ class JsPeer:
     async def send(self, room_id: str, body: str, **extra: Any) -> str:
         res = await self.call("send", roomId=room_id, body=body, **extra)
         return res["eventId"]
+
+    async def reply(self, room_id: str, event_id: str, body: str, with_fallback: bool = True) -> str:
+        """An Element reply to `event_id` (with the quoted fallback, unless told not to)."""
+        res = await self.call("reply", roomId=room_id, eventId=event_id, body=body, withFallback=with_fallback)
+        return res["eventId"]
+
+    async def edit(self, room_id: str, event_id: str, body: str, crafted: bool = False) -> str:
+        """An Element edit ("* body" + m.new_content); `crafted`: m.replace with a bare body."""
+        res = await self.call("edit", roomId=room_id, eventId=event_id, body=body, crafted=crafted)
+        return res["eventId"]
+
+    async def send_in_thread(self, room_id: str, thread_id: str, body: str) -> str:
+        res = await self.call("sendInThread", roomId=room_id, threadId=thread_id, body=body)
+        return res["eventId"]
+
+    async def redact(self, room_id: str, event_id: str, reason: str | None = None) -> str:
+        res = await self.call("redact", roomId=room_id, eventId=event_id, reason=reason)
+        return res["eventId"]
+
+    async def leave(self, room_id: str) -> None:
+        await self.call("leave", roomId=room_id)
 
     async def messages(self, room_id: str) -> list[dict]:
         return (await self.call("messages", roomId=room_id))["events"]

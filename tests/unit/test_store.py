@@ -137,10 +137,33 @@ async def test_the_in_memory_outbox_and_rooms_follow_only_what_was_committed(ope
             await store.set_room_state("!r", "active")
             raise RuntimeError("rolled back")
     assert (await store.room("!r")).state == "closed"
+    first = (await store.outbox())[0]
     async with store.transaction():
-        await store.sent((await store.outbox())[0].id)
+        await store.sent(first.id)
     assert [i.txn_id for i in await store.outbox()] == ["txn-2"]
     await store.close()
     reopened = await open_store()  # what a restart finds: the same, read from the database
     assert [(i.txn_id, i.content) for i in await reopened.outbox()] == [("txn-2", {"body": "b"})]
     await reopened.close()
+
+
+async def test_the_outbox_never_reads_a_row_of_a_transaction_that_rolls_back(open_store):
+    """One connection serves every statement: a read outside the transaction lock would see
+    (and the outbox would send) a reply queued by a transaction that is then cancelled."""
+    import asyncio
+
+    store = await open_store()
+    try:
+        reader: asyncio.Task | None = None
+        with pytest.raises(asyncio.CancelledError):
+            async with store.transaction():
+                await store.enqueue("txn-doomed", "!r:x", {"body": "never sent"})
+                reader = asyncio.create_task(store.outbox())
+                for _ in range(5):  # let the reader run and queue its SELECT before the ROLLBACK
+                    await asyncio.sleep(0)
+                raise asyncio.CancelledError  # the bot is stopped mid-transaction
+        assert reader is not None
+        assert await reader == []
+        assert await store.outbox() == []
+    finally:
+        await store.close()

@@ -43,6 +43,7 @@ from bot.matrix.crypto.cross_signing import (
     ensure_cross_signing,
     recover_identity,
     recover_with_client,
+    recovery_key_left_behind,
 )
 from bot.matrix.crypto.cross_signing_key import (
     CROSS_SIGNING_FILE,
@@ -108,9 +109,12 @@ __all__ = [
     "ensure_cross_signing",
     "main_recover",
     "make_key_check",
+    "query_keys",
     "read_recovery_key_file",
     "recover_identity",
     "recover_with_client",
+    "recovery_key_left_behind",
+    "server_identity",
     "sign_json",
     "signature_for",
     "upload_cross_signing_keys",

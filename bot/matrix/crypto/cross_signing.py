@@ -42,6 +42,7 @@ __all__ = [
     "ensure_cross_signing",
     "recover_identity",
     "recover_with_client",
+    "recovery_key_left_behind",
 ]
 
 
@@ -75,6 +76,13 @@ async def cross_signed_devices(
         return {}
     query = await query_keys(client, users)
     return devices_cross_signed_in(query, users, expected_master_keys)
+
+
+def recovery_key_left_behind(storage_dir: Path) -> Path | None:
+    """The recovery key file, if it still lies beside the cross-signing keys it protects:
+    whoever copies the storage directory then holds both."""
+    key = Path(storage_dir) / RECOVERY_KEY_FILE
+    return key if key.exists() and (Path(storage_dir) / CROSS_SIGNING_FILE).exists() else None
 
 
 def _recover_hint(storage_dir: Path) -> str:

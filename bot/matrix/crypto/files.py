@@ -11,6 +11,7 @@ from bot.matrix.crypto.errors import RecoveryKeyError
 
 __all__ = [
     "RECOVERY_KEY_FILE",
+    "private_dir",
     "read_recovery_key_file",
     "write_private",
     "write_recovery_key",
@@ -34,6 +35,17 @@ def write_private(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def private_dir(path: Path) -> bool:
+    """Make ``path`` a directory only its owner can enter (0700); True if it had to be
+    tightened (an existing directory created with a looser mode)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = path.stat().st_mode & 0o777
+    if mode == 0o700:
+        return False
+    os.chmod(path, 0o700)
+    return True
 
 
 def write_recovery_key(storage_dir: Path, recovery_key: str, user_id: str) -> Path:
