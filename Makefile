@@ -6,8 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 INTEROP := tests/interop
 INTEROP_STAMP := $(INTEROP)/node_modules/.installed-stamp
+FHIR_SERVER := tests/fhir
+FHIR_STAMP := $(FHIR_SERVER)/node_modules/.installed-stamp
 
-.PHONY: all install interop postgres test unit run check bench clean
+.PHONY: all install interop fhir-server postgres test unit run run-fhir check bench clean
 
 all: test
 
@@ -26,6 +28,13 @@ $(INTEROP_STAMP): $(INTEROP)/package.json $(INTEROP)/package-lock.json
 
 interop: $(if $(wildcard $(INTEROP)/package-lock.json),$(INTEROP_STAMP))
 
+# The test FHIR R4 server (Medplum's fhir-router, in memory), installed from its own lockfile.
+$(FHIR_STAMP): $(FHIR_SERVER)/package.json $(FHIR_SERVER)/package-lock.json
+	cd $(FHIR_SERVER) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(FHIR_STAMP)
+
+fhir-server: $(FHIR_STAMP)
+
 # PostgreSQL's server programs, for the store and integration tests on PostgreSQL: the tests
 # start their own throwaway cluster (bot/db/devpg.py); only the programs must be installed.
 postgres:
@@ -33,17 +42,21 @@ postgres:
 	  { echo "installing Debian's postgresql (server programs for the tests)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
-test: install interop postgres
+test: install interop fhir-server postgres
 	$(PY) -m pytest -q -p no:cacheprovider
 
 unit: install postgres
-	$(PY) -m pytest -q -m "not integration and not interop"
+	$(PY) -m pytest -q -m "not integration and not interop and not fhir"
 
 run: install
 	$(VENV)/bin/carebot demo --dir .dev
+
+# The same demo with the roster read from a throwaway FHIR server and requests mirrored as Tasks.
+run-fhir: install fhir-server
+	$(VENV)/bin/carebot demo --dir .dev-fhir --fhir
 
 bench: install
 	$(PY) -m bench.run
 
 clean:
-	rm -rf .dev data build *.egg-info
+	rm -rf .dev .dev-fhir data build *.egg-info

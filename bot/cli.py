@@ -3,6 +3,8 @@
     carebot check-config --config F      validate config, roster, policies, texts, lexicon
     carebot policy check --config F      list the eligibility rules (and their errors)
     carebot policy explain --config F --patient ID|@mxid --practitioner ID|@mxid --medication "..."
+    carebot fhir check --config F        read the roster from the FHIR server, list unusable resources
+    carebot roster import --csv F        practice-software CSV export -> validated roster.yaml
     carebot run | demo | recover | audit | trust  (implemented in their own modules)
     carebot probe --config F [--ready]   ask the running bot's /healthz or /readyz
     carebot db migrate-to-postgres --config F --to postgresql://…   copy the SQLite store, verified
@@ -64,7 +66,8 @@ def load_all(config_path: str) -> Loaded:
             return None
 
     errors.extend(check_named_files(config))
-    roster = attempt(Roster.load, config.roster.path)
+    # With the clinic bridge the roster is read from the FHIR server: `carebot fhir check`.
+    roster = Roster() if config.fhir is not None else attempt(Roster.load, config.roster.path)
     policies = attempt(Policies.load, config.policies.path)
     texts = attempt(Texts.load, config.policies.path)
     lexicon = attempt(Lexicon.load, config.policies.path)
@@ -120,6 +123,8 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"{len(x.lexicon.terms)} emergency terms, {len(x.texts.keys())} texts",
         file=out,
     )
+    if x.config.fhir is not None:
+        print(f"The roster comes from {x.config.fhir.url}: check it with `carebot fhir check --config {args.config}`.", file=out)
     return 0
 
 
@@ -235,6 +240,33 @@ def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return int(main_audit(args) or 0)
 
 
+def _fhir_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.fhir.setup import main_fhir_check
+
+    return main_fhir_check(args, out, err)
+
+
+def _roster_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.fhir.csv_roster import main_roster_import
+
+    return main_roster_import(args, out, err)
+
+
+def add_bridge_commands(sub: Any, with_config: Any) -> None:
+    """`carebot fhir check` and `carebot roster import` (the clinic bridge, bot/fhir/)."""
+    fhir = sub.add_parser("fhir", help="the clinic bridge to a FHIR R4 server")
+    fsub = fhir.add_subparsers(dest="fhir_command", required=True, metavar="ACTION")
+    p = with_config(fsub.add_parser("check", help="read the roster from fhir.url; print counts and the first unusable resources"))
+    p.set_defaults(func=_fhir_check)
+    roster = sub.add_parser("roster", help="roster tools")
+    rsub = roster.add_subparsers(dest="roster_command", required=True, metavar="ACTION")
+    p = rsub.add_parser("import", help="turn a practice-software CSV export into a validated roster.yaml")
+    p.add_argument("--csv", required=True, metavar="FILE", help="the CSV export (columns in the README; English or French headers)")
+    p.add_argument("--out", default="roster.yaml", metavar="FILE", help="the roster file to write (default: roster.yaml)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=_roster_import)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="carebot",
@@ -266,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run a throwaway homeserver with a demo roster")
     p.add_argument("--dir", required=True, metavar="D", help="working directory for the demo")
+    p.add_argument("--fhir", action="store_true", help="read the roster from a throwaway FHIR server (make run-fhir)")
     p.set_defaults(func=_demo)
 
     p = with_config(sub.add_parser("recover", help="restore the bot's cross-signing keys from the recovery key"))
@@ -285,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="JSON lines (default) or a table for people")
     p.set_defaults(func=_audit)
     add_ops_commands(sub, with_config)
+    add_bridge_commands(sub, with_config)
     return parser
 
 

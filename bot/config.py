@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
 from bot.care.roster import check_mxid
 from bot.yamlutil import ConfigError, ConfigErrors, YamlDoc, load_yaml, validate
@@ -120,6 +120,40 @@ class RoomsConfig(_Model):
     max_concurrent_creations: int = Field(4, ge=1, le=64)
 
 
+def _fhir_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"'{value}' is not an http(s) URL. Write the FHIR server's base URL, like 'https://ehr.clinic.example/fhir/R4'.")
+    return value.rstrip("/")
+
+
+class SmartConfig(_Model):
+    """SMART Backend Services: client_credentials with a private_key_jwt assertion."""
+
+    token_url: Annotated[str, AfterValidator(_url)]
+    client_id: Annotated[str, AfterValidator(_non_empty)]
+    private_key_file: RelPath
+    algorithm: Literal["RS384", "ES384"] = "RS384"
+    key_id: str | None = None
+    scope: Annotated[str, AfterValidator(_non_empty)] = "system/*.read system/Task.write"
+
+
+class FhirConfig(_Model):
+    """The clinic bridge (HL7 FHIR R4): roster from the server, requests mirrored as Tasks."""
+
+    url: Annotated[str, AfterValidator(_fhir_url)]
+    token_file: RelPath | None = None
+    smart: SmartConfig | None = None
+    poll_s: float = Field(60.0, ge=1, le=86400)
+    timeout_s: float = Field(30.0, ge=1, le=600)
+    page_size: int = Field(500, ge=1, le=5000)
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> "FhirConfig":
+        if self.token_file is not None and self.smart is not None:
+            raise ValueError("set either token_file or smart, not both: they are two ways to log in to the FHIR server.")
+        return self
+
+
 class Config(_Model):
     homeserver: HomeserverConfig
     bot: BotConfig
@@ -134,6 +168,7 @@ class Config(_Model):
     rooms: RoomsConfig = RoomsConfig()
     metrics: MetricsConfig = MetricsConfig()
     retention_days: int | None = Field(None, ge=1)
+    fhir: FhirConfig | None = None
 
     _doc: YamlDoc | None = PrivateAttr(default=None)
 
@@ -187,6 +222,7 @@ def resolve_password(config: Config, env: Mapping[str, str] | None = None) -> st
 __all__ = [
     "BotConfig",
     "Config",
+    "FhirConfig",
     "HomeserverConfig",
     "LimitsConfig",
     "LogConfig",
@@ -194,6 +230,7 @@ __all__ = [
     "PASSWORD_ENV",
     "PathConfig",
     "RoomsConfig",
+    "SmartConfig",
     "StorageConfig",
     "SyncConfig",
     "load_config",

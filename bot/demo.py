@@ -134,12 +134,18 @@ def main_demo(args: argparse.Namespace) -> int:
     repo = Path(__file__).resolve().parent.parent
     hs = Homeserver(d / "synapse")
     hs.start()
+    fhir_server = None
     try:
         passwords = _passwords(d)
         for name in DEMO_USERS:
             hs.register(name, passwords[name], displayname=DEMO_DISPLAY_NAMES[name])
         config_path = write_demo_files(d, hs, passwords, repo)
         print(banner(hs, passwords, config_path), file=sys.stderr, flush=True)
+        if getattr(args, "fhir", False):  # make run-fhir: the roster from a throwaway FHIR server
+            from bot.fhir.demo import banner_lines, start_demo_fhir
+
+            fhir_server = start_demo_fhir(config_path, d / "roster.yaml")
+            print("\n".join(banner_lines(fhir_server)) + "\n", file=sys.stderr, flush=True)
         from bot.config import load_config
         from bot.logs import setup_logging
         from bot.runner import run_bot
@@ -151,6 +157,8 @@ def main_demo(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     finally:
+        if fhir_server is not None:
+            fhir_server.stop()
         hs.stop()
         print("carebot demo stopped.", file=sys.stderr)
     return 0

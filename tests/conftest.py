@@ -10,6 +10,8 @@ import pytest
 from bot.db.devpg import PostgresServer
 from bot.devserver import Homeserver
 
+pytest_plugins = ["tests.fhir.plugin"]
+
 _counter = itertools.count(1)
 
 

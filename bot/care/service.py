@@ -54,11 +54,12 @@ class CareContext:
     flood_per_minute: int
 
     @classmethod
-    def load(cls, config: Any) -> "CareContext":
+    def load(cls, config: Any, roster: Roster | None = None) -> "CareContext":
+        """Load roster (unless given: the FHIR bridge's), policies, texts and lexicon."""
         errors: list[ConfigError] = []
-        loaded: dict[str, Any] = {}
+        loaded: dict[str, Any] = {} if roster is None else {"roster": roster}
         for name, loader, arg in (
-            ("roster", Roster.load, config.roster.path),
+            ("roster", (lambda _path: roster) if roster is not None else Roster.load, config.roster.path),
             ("policies", Policies.load, config.policies.path),
             ("texts", Texts.load, config.policies.path),
             ("lexicon", Lexicon.load, config.policies.path),
@@ -350,6 +351,18 @@ class CareService:
         else:
             text = t.get("renewal_cancelled", patient_locale, id=rid, medication=req.medication)
         return [Reply(text, renewal=(rid, status.value, req.medication, ()))]
+
+    async def decide_from_clinic(self, care: CareContext, pair: Pair, request_id: int, status: Status, note: str | None, room_id: str) -> list[Reply]:
+        """A decision made in the clinic's software (the FHIR bridge): the same path as
+        `!accepter` / `!refuser` typed by the practitioner, and the practitioner is told where
+        it came from. A request that is no longer pending gets the usual 'already decided'."""
+        c = cmd.Command("approve" if status is Status.APPROVED else "deny", request_id=request_id, note=note, reason=note)
+        replies = await self._decide(care, pair, c, care.locale_of(pair, pair.practitioner.matrix_id), room_id, status, note, pair.practitioner.id)
+        if replies and replies[0].renewal is not None and replies[0].renewal[1] == status.value:
+            doc_locale = care.locale_of(pair, pair.practitioner.matrix_id)
+            told = care.texts.get("clinic_decision_for_practitioner", doc_locale, id=format_id(request_id), state=care.texts.get("state_" + status.value, doc_locale))
+            replies[0] = Reply(replies[0].text, renewal=replies[0].renewal, for_practitioner=told)
+        return replies
 
     async def _cancel(self, care: CareContext, pair: Pair, c: cmd.Command, locale: str, event_id: str, room_id: str, today: dt.date) -> list[Reply]:
         return await self._decide(care, pair, c, locale, room_id, Status.CANCELLED, None, pair.patient.id)

@@ -49,7 +49,7 @@ class Conversation:
 
     def __init__(
         self, store: Store, service: CareService, state: LiveState, wake: Wake,
-        mentions: MentionThrottle | None = None, gate: TrustGate | None = None,
+        mentions: MentionThrottle | None = None, gate: TrustGate | None = None, bridge: Any = None,
         on_command: Callable[[str], None] | None = None,
     ) -> None:
         self._gate = gate  # a state-changing command counts only from a trusted device
@@ -58,6 +58,7 @@ class Conversation:
         self._state = state
         self._wake = wake
         self._mentions = mentions or MentionThrottle()
+        self._bridge = bridge  # the clinic bridge (bot/fhir/bridge.py), when fhir.url is set
         self._on_command = on_command  # counts commands by name (metrics)
 
     async def handle(self, record: RoomRecord, pair: Pair | None, event: RoomMessageText) -> None:
@@ -89,9 +90,13 @@ class Conversation:
                     reply = dataclasses.replace(reply, for_practitioner=None)
                 content = reply_content(reply, pair, answer_to, incoming.thread_root)
                 await self._store.enqueue(txn_for(event.event_id, str(n)), room_id, content)
+            if self._bridge is not None:  # the Task writes commit with the request or decision
+                await self._bridge.queue(pair, replies)
             await self._store.mark_processed(event.event_id, room_id)
         crash_point("after_commit")
         self._wake()  # start sending while the rest of the batch is handled
+        if self._bridge is not None:
+            self._bridge.wake()  # the FHIR write happens later, in the bridge's own task
         if self._on_command is not None:
             self._on_command(command_name(incoming.text))
 

@@ -41,11 +41,12 @@ class Redactions:
     kinds = (RedactionEvent, BadEvent)
     active_pairs_only = False  # the banner is restored in every pair room
 
-    def __init__(self, client: AsyncClient, store: Store, state: LiveState, wake: Wake) -> None:
+    def __init__(self, client: AsyncClient, store: Store, state: LiveState, wake: Wake, bridge: Any = None) -> None:
         self._client = client
         self._store = store
         self._state = state
         self._wake = wake
+        self._bridge = bridge  # the clinic bridge: a withdrawn request's Task is cancelled too
 
     async def handle(self, record: RoomRecord, pair: Pair | None, event: RedactionEvent | BadEvent) -> None:
         redacted = redacted_id(event)
@@ -65,12 +66,17 @@ class Redactions:
                 await self._store.enqueue(txn_for(event.event_id, "banner"), record.room_id, content)
                 await self._store.audit("bot", "room.banner_restored", record.room_id)
             elif active and pair is not None and event.sender == pair.patient.matrix_id:
-                for n, reply in enumerate(await amendments.withdraw(self._store, care, pair, redacted, record.room_id)):
+                replies = await amendments.withdraw(self._store, care, pair, redacted, record.room_id)
+                for n, reply in enumerate(replies):
                     await self._store.enqueue(txn_for(event.event_id, str(n)), record.room_id, reply_content(reply, pair, None))
+                if self._bridge is not None:
+                    await self._bridge.queue(pair, replies)
             await self._store.mark_processed(event.event_id, record.room_id)
         if banner:
             log.info("room.banner_restored", room_id=record.room_id, event_id=event.event_id)
         self._wake()
+        if self._bridge is not None:
+            self._bridge.wake()
 
     async def _pinned_banner(self, room_id: str, redacted: str) -> bool:
         """Whether the redacted event is pinned (the banner: only the bot pins)."""

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from bot.care.roster import Roster
 from bot.care.service import CareContext
 from bot.config import Config
 from bot.logs import private_text
@@ -28,6 +29,7 @@ class Reloader:
         store: Store,
         requested: asyncio.Event,
         on_reloaded: Callable[[], Awaitable[None]],
+        roster: Callable[[], Roster | None] = lambda: None,
         accept: Callable[[CareContext], Awaitable[None]] | None = None,
     ) -> None:
         self._config = config
@@ -35,6 +37,7 @@ class Reloader:
         self._store = store
         self._requested = requested  # set by SIGHUP
         self._on_reloaded = on_reloaded
+        self._roster = roster  # the FHIR bridge's roster in force, or None: roster.path
         self._accept = accept  # a last check before a new roster is put in force (claims)
 
     async def watch(self, stop: asyncio.Event) -> None:
@@ -53,11 +56,11 @@ class Reloader:
     async def reload(self) -> bool:
         """Load roster and policies again; an invalid file keeps what is in force."""
         try:
-            care = CareContext.load(self._config)
+            care = CareContext.load(self._config, roster=self._roster())
             if self._accept is not None:
                 await self._accept(care)
         except StoreError as e:  # e.g. another bot serves one of the new roster's practitioners
-            log.error("config.reload_rejected", problem=str(e))
+            log.error("config.reload_rejected", problem=private_text(str(e)))
             async with self._store.transaction():
                 await self._store.audit("admin", "config.reload_rejected", None, {"errors": 1})
             return False

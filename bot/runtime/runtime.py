@@ -31,6 +31,7 @@ from bot.matrix.client import SYNC_TOKEN_KEY, Backoff, connect
 from bot.matrix.sender_trust import SenderTrustCheck
 from bot.matrix.sync import SyncHandler, SyncLoop
 from bot.matrix.trust import DeviceTrust
+from bot.runtime.bridge import Bridge, attach_bridge, bridge_roster, open_bridge
 from bot.runtime.conversation import Conversation
 from bot.runtime.device_warnings import DeviceWarnings
 from bot.runtime.housekeeping import Housekeeping
@@ -79,11 +80,12 @@ class Running:
     trust: DeviceTrust
     pins: IdentityPins
     ops: Operations
+    bridge: Bridge | None = None
 
 
 def assemble(
     config: Config, store: Store, client: AsyncClient, state: LiveState, room_version: str,
-    reload_requested: asyncio.Event, ops: Operations,
+    reload_requested: asyncio.Event, ops: Operations, bridge: Bridge | None = None,
 ) -> Running:
     """Wire the components. Each gets only what it uses."""
     notices = PractitionerNotices(store)  # the practitioner desk plugs in here (desk=...)
@@ -107,8 +109,8 @@ def assemble(
         handlers=[
             Membership(client, store, state, wake),
             undecryptable,
-            Conversation(store, service, state, wake, gate=gate, on_command=ops.command),
-            Redactions(client, store, state, wake),
+            Conversation(store, service, state, wake, gate=gate, bridge=bridge, on_command=ops.command),
+            Redactions(client, store, state, wake, bridge=bridge),
         ],
         wake=wake,
     )
@@ -126,15 +128,21 @@ def assemble(
         await claim_practitioners(config, store, care)
 
     reloader = Reloader(
-        config, state, store, reload_requested, reconciler.reconcile_or_retry_later, accept=claims_still_hold
+        config, state, store, reload_requested, reconciler.reconcile_or_retry_later, bridge_roster(bridge),
+        accept=claims_still_hold,
     )
+    if bridge is not None:
+        attach_bridge(bridge, store, state, service, wake, reconciler.reconcile_or_retry_later)
+        ops.metrics.add_gauge_source(
+            "carebot_fhir_queue_depth", "Task writes waiting to reach the clinic's FHIR server.", store.fhir_queue_length
+        )
     ops.metrics.track_sync_failures(lambda: sync_loop.failed_syncs)
 
     async def late_keys() -> None:
         await undecryptable.retry(router.on_event)
 
     housekeeping = Housekeeping(store, config.retention_days, [reconciler.retry_if_needed, late_keys])
-    return Running(store, client, sync_loop, outbox, reconciler, reloader, housekeeping, trust, pins, ops)
+    return Running(store, client, sync_loop, outbox, reconciler, reloader, housekeeping, trust, pins, ops, bridge)
 
 
 def _metered(handler: SyncHandler, ops: Operations) -> SyncHandler:
@@ -180,6 +188,8 @@ class CareBot:
 
     def request_reload(self) -> None:
         self._reload_requested.set()
+        if self._running is not None and self._running.bridge is not None:
+            self._running.bridge.refresh()  # SIGHUP: read the whole FHIR roster again
 
     async def reload(self) -> bool:
         return await self.running.reloader.reload()
@@ -189,13 +199,15 @@ class CareBot:
 
     # -- start-up --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        care = CareContext.load(self.config)  # raises ConfigErrors on a broken roster/policy
-        state = LiveState(care=care, file_stamp=CareContext.stamp(self.config))
         self.storage.mkdir(parents=True, exist_ok=True, mode=0o700)
         storage = self.config.storage
         store = await Store.for_config(self.storage, storage.database, storage.db_schema, self.config.bot.user_id)
         ops: Operations | None = None
         try:
+            bridge = await open_bridge(self.config, store)  # the roster from FHIR, if fhir.url is set
+            # raises ConfigErrors on a broken roster/policy
+            care = CareContext.load(self.config, roster=bridge_roster(bridge)())
+            state = LiveState(care=care, file_stamp=CareContext.stamp(self.config))
             await claim_practitioners(self.config, store, care)
             ops = Operations(self.config, store)
             await ops.start()
@@ -210,7 +222,7 @@ class CareBot:
                 await self._setup_identity(client)
                 room_version = await _default_room_version(client)
                 self._running = assemble(
-                    self.config, store, client, state, room_version, self._reload_requested, ops
+                    self.config, store, client, state, room_version, self._reload_requested, ops, bridge
                 )
                 await self._main(self._running, stop)
             finally:
@@ -248,6 +260,8 @@ class CareBot:
             asyncio.create_task(parts.housekeeping.run(stop), name="housekeeping"),
             asyncio.create_task(parts.trust.watch(stop, parts.pins.members), name="identities"),
         ]
+        if parts.bridge is not None:
+            tasks.append(asyncio.create_task(parts.bridge.run(stop), name="fhir"))
         try:
             synced = asyncio.create_task(loop.synced.wait())
             await asyncio.wait([synced, tasks[0]], return_when=asyncio.FIRST_COMPLETED)

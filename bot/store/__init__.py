@@ -23,6 +23,8 @@ What it stores (documented for the clinic in the README):
 - `owner_forwarded_sessions`: Megolm sessions (room, sender key, session id) a sending device
   handed back itself at the bot's request, trusted as first-hand.
 - `audit`: append-only records of requests, decisions, rooms and reloads (ids only).
+- `fhir_writes`, `fhir_tasks`, `fhir_state`: the clinic bridge's write queue, Task links and
+  saved roster (schema v4, bot/store/fhir.py).
 """
 
 from bot.store.identities import IdentityPin

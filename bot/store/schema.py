@@ -203,6 +203,12 @@ async def _v3(db: Database) -> None:
     )
 
 
+async def _v4_fhir(db: Database) -> None:
+    from bot.store.fhir import migrate  # the clinic bridge's tables, described there
+
+    await migrate(db)
+
+
 # Ordered: index i migrates from version i to i + 1. Append, never edit a released one.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4_fhir]
 LATEST = len(MIGRATIONS)

@@ -11,6 +11,7 @@ from pathlib import Path
 from bot.db import Database, SqliteDatabase, open_database, schema_for
 from bot.db.upgrade import upgrade
 from bot.store.care import CareTables
+from bot.store.fhir import FhirTables
 from bot.store.identities import IdentityTables
 from bot.store.ops import OpsTables
 from bot.store.records import OutboxItem
@@ -18,7 +19,7 @@ from bot.store.schema import MIGRATIONS
 from bot.store.workflows import WorkflowTables
 
 
-class Store(WorkflowTables, CareTables, IdentityTables, OpsTables):
+class Store(WorkflowTables, CareTables, IdentityTables, FhirTables, OpsTables):
     def __init__(self, db: Database) -> None:
         self.db = db
         self.path = getattr(db, "path", None)  # the SQLite file; None on PostgreSQL
