@@ -246,6 +246,23 @@ async def store_counts(config_path: Path, *tables: str) -> dict[str, int]:
         await store.close()
 
 
+async def outbox_rows(config_path: Path) -> list[tuple[int, str, dict[str, Any]]]:
+    """(id, txn id, content) of the bot's queued messages, read beside the running bot from
+    whichever store it uses (SQLite in WAL mode, or its PostgreSQL schema)."""
+    from bot.db import open_database, schema_for
+
+    config = load_config(config_path)
+    db = await open_database(
+        Path(config.storage.path), config.storage.database,
+        config.storage.db_schema or schema_for(config.bot.user_id),
+    )
+    try:
+        rows = await db.fetch("SELECT id, txn_id, content FROM outbox ORDER BY id")
+        return [(int(r[0]), str(r[1]), json.loads(r[2])) for r in rows]
+    finally:
+        await db.close()
+
+
 async def lose_database(config_path: Path) -> None:
     """What losing the bot's database means on each store: the SQLite files, or the schema."""
     config = load_config(config_path)

@@ -9,7 +9,9 @@ import pytest
 import yaml
 
 from bot.devserver import Homeserver
-from tests.integration.helpers import BotProcess, CuttableProxy, make_clinic, replying_to, running_bot, store_counts
+from tests.integration.helpers import (
+    BotProcess, CuttableProxy, make_clinic, outbox_rows, replying_to, running_bot, store_counts,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -36,28 +38,64 @@ async def _count_after_barrier(patient, room_id: str, event_id: str) -> int:
     return sum(1 for s in patient.seen if replying_to(event_id)(s))
 
 
+async def _outbox(config_path) -> list[dict]:
+    """The contents of the bot's queued messages, read beside the running bot (either store)."""
+    return [c for _, _, c in await outbox_rows(config_path)]
+
+
+def _replies_to(event_id: str, contents: list[dict]) -> int:
+    return sum(1 for c in contents if c.get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id)
+
+
+async def _outbox_drained(config_path, bot: BotProcess, timeout: float = 30.0) -> None:
+    """Wait until the running bot has sent, and recorded as sent, everything queued so far.
+    Stopping the bot earlier leaves queued what it had not started (by design: sent at the
+    next start), e.g. the practitioner's warning about the patient's unsigned device, queued
+    just after the message that revealed it."""
+    async def drained() -> None:
+        while await _outbox(config_path):
+            await asyncio.sleep(0.2)
+
+    try:
+        await asyncio.wait_for(drained(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"outbox not drained in {timeout}s: {await _outbox(config_path)}\n" + "\n".join(bot.lines[-30:])) from None
+
+
 @pytest.mark.parametrize("crash_at", ["after_commit", "after_send"])
 async def test_sigkill_between_receiving_and_replying_loses_nothing_and_repeats_nothing(
     homeserver, new_user, tmp_path, crash_at, store_url
 ):
     clinic = make_clinic(tmp_path, homeserver, new_user, database=store_url)
+    db_path = clinic.config_path  # the store is read through the config: SQLite or PostgreSQL
     patient = await clinic.user(clinic.patient, "patient").start()
     try:
         bot = await BotProcess(clinic.config_path).start()
         room_id = await patient.wait_room()
         await patient.wait_for(lambda s: s.content.get("carebot.disclaimer") is True)
+        # Everything sent before the crash run, so that its crash point is met by the reply
+        # to the command and not by a message left over from this run.
+        await _outbox_drained(db_path, bot)
         await bot.stop()
 
         bot = await BotProcess(clinic.config_path, {"CAREBOT_CRASH_AT": crash_at}).start()
         ask = await patient.send(room_id, "!renouveler Levothyroxine 75 µg")
         assert await bot.wait_exit() == -9  # killed at the crash point
+        # Killed with the reply queued (after_commit: not sent; after_send: sent, not noted).
+        queued = await _outbox(db_path)
+        assert _replies_to(ask, queued) == 1, queued
+        if crash_at == "after_send":
+            await patient.wait_for(replying_to(ask))  # it did reach the homeserver
 
         bot = await BotProcess(clinic.config_path).start()
         reply = await patient.wait_for(replying_to(ask))
         assert reply.content["carebot.renewal"]["status"] == "pending"
         assert await _count_after_barrier(patient, room_id, ask) == 1
+        await _outbox_drained(db_path, bot)
         await bot.stop()
-        assert await store_counts(clinic.config_path, "requests", "outbox") == {"requests": 1, "outbox": 0}
+        assert (await store_counts(clinic.config_path, "requests"))["requests"] == 1
+        left = await outbox_rows(clinic.config_path)
+        assert left == [], "\n".join(map(str, left)) + "\n" + "\n".join(bot.lines[-60:])
     finally:
         await patient.close()
 

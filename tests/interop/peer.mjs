@@ -42,6 +42,14 @@ const CRYPTO_WASM_VERSION = packageVersion("@matrix-org/matrix-sdk-crypto-wasm")
 
 const MEGOLM = "m.megolm.v1.aes-sha2";
 
+// The /sync long-poll timeout (`pollTimeout`; the sdk's default, as Element's, is 30 s). Every
+// wait here gives up at 30 s, so with the default one long-poll that the homeserver does not
+// cut short when the change comes in (a notification that is late or lost under load) uses
+// the whole budget: the change arrives with the response sent at the poll's end, as the wait
+// gives up. 2 s, like the bot's (sync.timeout_ms in make_clinic) and the nio users' syncs in
+// these tests: a change announced late costs at most one short poll.
+const SYNC_POLL_MS = 2000;
+
 let client = null;
 let password = null;
 const timelines = new Map(); // roomId -> MatrixEvent[] (in arrival order)
@@ -49,12 +57,34 @@ const reportedInvites = new Set();
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function until(what, timeoutMs, probe, stepMs = 100) {
+// The sync loop as seen from outside (ClientEvent.Sync), for failure messages: each state
+// transition goes to stderr with a timestamp, and a wait that times out says where sync was.
+const syncTrace = { state: null, syncs: 0, lastAt: null, lastError: null };
+function traceSync(state, prev, data) {
+    const now = Date.now();
+    if (state !== prev || state !== "SYNCING") {
+        toStderr(`[peer] ${new Date(now).toISOString()} sync ${prev} -> ${state}${data?.error ? ` (${data.error})` : ""}`);
+    }
+    if (data?.error) syncTrace.lastError = String(data.error);
+    syncTrace.state = state;
+    syncTrace.syncs += 1;
+    syncTrace.lastAt = now;
+}
+function syncStatus() {
+    const ago = syncTrace.lastAt === null ? "never" : `${Date.now() - syncTrace.lastAt} ms ago`;
+    return `sync state ${syncTrace.state}, ${syncTrace.syncs} syncs, last ${ago}` +
+        (syncTrace.lastError ? `, last error ${syncTrace.lastError}` : "");
+}
+
+async function until(what, timeoutMs, probe, stepMs = 100, detail = null) {
     const deadline = Date.now() + (timeoutMs ?? 30000);
     for (;;) {
         const got = await probe();
         if (got !== undefined && got !== null && got !== false) return got;
-        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs ?? 30000} ms waiting for ${what}`);
+        if (Date.now() > deadline) {
+            const seen = detail ? `${detail()}; ` : "";
+            throw new Error(`timed out after ${timeoutMs ?? 30000} ms waiting for ${what} (${seen}${syncStatus()})`);
+        }
         await sleep(stepMs);
     }
 }
@@ -151,7 +181,8 @@ const handlers = {
         });
         await client.initRustCrypto({ useIndexedDB: false });
         client.on(sdk.RoomEvent.Timeline, (event, room) => remember(event, room));
-        await client.startClient({ initialSyncLimit: 50 });
+        client.on(sdk.ClientEvent.Sync, traceSync);
+        await client.startClient({ initialSyncLimit: 50, pollTimeout: SYNC_POLL_MS });
         await until("first sync", 30000, () => client.isInitialSyncComplete());
         const keys = await client.getCrypto().getOwnDeviceKeys();
         return { userId: resp.user_id, deviceId: resp.device_id, ed25519: keys.ed25519, curve25519: keys.curve25519 };
@@ -248,7 +279,10 @@ const handlers = {
     async join({ roomId, timeoutMs }) {
         need(client, "not logged in");
         await client.joinRoom(roomId);
-        await until(`join of ${roomId} in sync`, timeoutMs, () => client.getRoom(roomId)?.getMyMembership() === "join");
+        toStderr(`[peer] ${new Date().toISOString()} joined ${roomId} (server said ok)`);
+        await until(`join of ${roomId} in sync`, timeoutMs, () => client.getRoom(roomId)?.getMyMembership() === "join", 100,
+            () => `membership seen: ${client.getRoom(roomId)?.getMyMembership() ?? "no such room"}`);
+        toStderr(`[peer] ${new Date().toISOString()} join of ${roomId} seen in sync`);
         return { roomId };
     },
 

@@ -66,7 +66,7 @@ class JsPeer:
     @classmethod
     async def start(cls, name: str = "peer", *, log_level: str = "warn", timeout: float = 30) -> JsPeer:
         node = check_installed()
-        env = dict(os.environ, PEER_LOG_LEVEL=log_level)
+        env = dict(os.environ, PEER_LOG_LEVEL=os.environ.get("PEER_LOG_LEVEL", log_level))
         proc = await asyncio.create_subprocess_exec(
             node,
             str(SCRIPT),
@@ -101,7 +101,7 @@ class JsPeer:
                 if fut is None or fut.done():
                     self.log.append(f"[unmatched answer] {msg}")
                 elif "error" in msg:
-                    fut.set_exception(PeerError(f"{self.name}: {msg['error']}"))
+                    fut.set_exception(PeerError(f"{self.name}: {msg['error']}\n{self.tail(20)}"))
                 else:
                     fut.set_result(msg.get("result"))
         finally:
@@ -115,8 +115,19 @@ class JsPeer:
 
     async def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
-        while line := await self.proc.stderr.readline():
-            self.log.append(line.decode(errors="replace").rstrip())
+        # PEER_LOG_DIR (a debugging aid): keep each peer's whole stderr in <dir>/<name>-<pid>.log.
+        log_dir = os.environ.get("PEER_LOG_DIR")
+        sink = open(Path(log_dir) / f"{self.name}-{self.proc.pid}.log", "a") if log_dir else None
+        try:
+            while line := await self.proc.stderr.readline():
+                text = line.decode(errors="replace").rstrip()
+                self.log.append(text)
+                if sink is not None:
+                    sink.write(text + "\n")
+                    sink.flush()
+        finally:
+            if sink is not None:
+                sink.close()
 
     def tail(self, n: int = 40) -> str:
         return "\n".join(list(self.log)[-n:])
