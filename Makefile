@@ -9,14 +9,16 @@ INTEROP_STAMP := $(INTEROP)/node_modules/.installed-stamp
 FHIR_SERVER := tests/fhir
 FHIR_STAMP := $(FHIR_SERVER)/node_modules/.installed-stamp
 
-.PHONY: all install interop fhir-server test unit run run-fhir check bench clean
+.PHONY: all install interop fhir-server postgres test unit run run-fhir check bench clean
 
 all: test
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	@# pip's notices (build-backend warnings, index locations) go to a log, shown only on failure,
+	@# so that `make run` starts with the demo's login instructions, not with installer noise.
+	$(PY) -m pip install --quiet --upgrade pip > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	$(PY) -m pip install --quiet -e '.[test]' >> $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,10 +37,17 @@ $(FHIR_STAMP): $(FHIR_SERVER)/package.json $(FHIR_SERVER)/package-lock.json
 
 fhir-server: $(FHIR_STAMP)
 
-test: install interop fhir-server
+# PostgreSQL's server programs, for the store and integration tests on PostgreSQL: the tests
+# start their own throwaway cluster (bot/db/devpg.py); only the programs must be installed.
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { echo "installing Debian's postgresql (server programs for the tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: install interop fhir-server postgres
 	$(PY) -m pytest -q -p no:cacheprovider
 
-unit: install
+unit: install postgres
 	$(PY) -m pytest -q -m "not integration and not interop and not fhir"
 
 run: install

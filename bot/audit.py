@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.care.renewals import parse_id
-from bot.config import load_config
-from bot.store import Store
+from bot.config import Config, load_config
+from bot.store import Store, StoreError
 from bot.yamlutil import ConfigErrors
 
 DEFAULT_DAYS = 30
@@ -80,8 +80,12 @@ def _table(rows: list[dict[str, Any]], out: TextIO) -> None:
     print(f"({len(rows)} record{'s' if len(rows) != 1 else ''})", file=out)
 
 
-async def export(db_path: Path, since: float, out: TextIO, fmt: str = "jsonl") -> int:
-    store = await Store.open(db_path)
+async def export(db_path: Path, since: float, out: TextIO, fmt: str = "jsonl", config: Config | None = None) -> int:
+    if config is not None and config.storage.database:  # the store is in PostgreSQL
+        store = await Store.for_config(Path(config.storage.path), config.storage.database,
+                                       config.storage.db_schema, config.bot.user_id)
+    else:
+        store = await Store.open(db_path)
     try:
         rows = await _rows(store, since)
     finally:
@@ -107,8 +111,12 @@ def main_audit(args: argparse.Namespace) -> int:
         print(f"carebot audit: {e}", file=sys.stderr)
         return 2
     db = Path(config.storage.path) / "carebot.db"
-    if not db.exists():
+    if not config.storage.database and not db.exists():
         print(f"carebot audit: no database at {db} (storage.path in {args.config}); has the bot run?", file=sys.stderr)
         return 1
-    asyncio.run(export(db, since, sys.stdout, getattr(args, "format", "jsonl") or "jsonl"))
+    try:
+        asyncio.run(export(db, since, sys.stdout, getattr(args, "format", "jsonl") or "jsonl", config))
+    except StoreError as e:
+        print(f"carebot audit: {e}", file=sys.stderr)
+        return 1
     return 0

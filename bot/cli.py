@@ -6,6 +6,8 @@
     carebot fhir check --config F        read the roster from the FHIR server, list unusable resources
     carebot roster import --csv F        practice-software CSV export -> validated roster.yaml
     carebot run | demo | recover | audit | trust  (implemented in their own modules)
+    carebot probe --config F [--ready]   ask the running bot's /healthz or /readyz
+    carebot db migrate-to-postgres --config F --to postgresql://…   copy the SQLite store, verified
 
 `check-config` also checks every file the config names (`*_file` keys: the password file,
 token files): it must exist, be readable and not be empty. `policy explain` counts the pair's
@@ -196,7 +198,9 @@ def cmd_policy_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
         return 1
     db = Path(x.config.storage.path) / "carebot.db"
     open_keys: list[str] = []
-    if db.exists():
+    if x.config.storage.database:
+        source = "open requests counted as 0: the store is in PostgreSQL (storage.database), not read offline"
+    elif db.exists():
         try:
             open_keys = _open_requests(db, patient_id, practitioner_id)
             source = f"open requests read from {db}"
@@ -313,8 +317,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="DATE", help="first day to include (YYYY-MM-DD; default: the last 30 days)")
     p.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="JSON lines (default) or a table for people")
     p.set_defaults(func=_audit)
+    add_ops_commands(sub, with_config)
     add_bridge_commands(sub, with_config)
     return parser
+
+
+def _probe(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.ops.probe import main_probe
+
+    return main_probe(args, out, err)
+
+
+def _db(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.db.copy import main_migrate_to_postgres
+
+    return main_migrate_to_postgres(args, out, err)
+
+
+def add_ops_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", with_config) -> None:  # type: ignore[no-untyped-def]
+    """`carebot probe` and `carebot db migrate-to-postgres` (operations; bot/ops, bot/db)."""
+    p = with_config(sub.add_parser("probe", help="ask the running bot's /healthz (or /readyz): exit 0 if it answers 200"))
+    p.add_argument("--ready", action="store_true", help="ask /readyz (synced and reconciled) instead of /healthz")
+    p.add_argument("--wait", type=float, default=0.0, metavar="S", help="retry for up to S seconds")
+    p.set_defaults(func=_probe)
+
+    db = sub.add_parser("db", help="database operations")
+    dsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    p = with_config(dsub.add_parser(
+        "migrate-to-postgres",
+        help="copy the SQLite store (requests, audit trail, rooms, outbox, workflow tables) into PostgreSQL, verified",
+    ))
+    p.add_argument("--to", required=True, metavar="URL", help="postgresql://user@host/database (password: PGPASSWORD or .pgpass)")
+    p.add_argument("--schema", metavar="NAME", help="target schema (default: storage.schema, else carebot_<bot localpart>)")
+    p.set_defaults(func=_db)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +44,28 @@ def _non_empty(value: str) -> str:
 RelPath = Annotated[Path, AfterValidator(_resolve)]
 
 
+def _postgres_url(value: str) -> str:
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError(
+            f"'{value}' is not a PostgreSQL URL. Write it like 'postgresql://carebot@db.clinic.example/carebot' "
+            "(password in PGPASSWORD or a .pgpass file, not here), or remove the key to use SQLite in storage.path."
+        )
+    return value
+
+
+def _schema_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+        raise ValueError(f"'{value}' is not a schema name: use lower-case letters, digits and '_' (at most 63).")
+    return value
+
+
+def _listen(value: str) -> str:
+    from bot.ops.server import parse_listen
+
+    parse_listen(value)
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -56,10 +79,27 @@ class BotConfig(_Model):
     password: str | None = None
     password_file: RelPath | None = None
     device_name: Annotated[str, AfterValidator(_non_empty)] = "carebot"
+    # Roster ids of the practitioners this bot account serves (several bots, one PostgreSQL);
+    # unset: all of the roster's practitioners.
+    practitioners: tuple[Annotated[str, AfterValidator(_non_empty)], ...] | None = None
 
 
 class PathConfig(_Model):
     path: RelPath
+
+
+class StorageConfig(_Model):
+    path: RelPath
+    # PostgreSQL instead of SQLite in `path` (which still holds the crypto store and session).
+    database: Annotated[str, AfterValidator(_postgres_url)] | None = None
+    # The PostgreSQL schema of this bot's tables; default `carebot_<bot localpart>`, so that
+    # several bot accounts share one database without sharing tables.
+    db_schema: Annotated[str, AfterValidator(_schema_name)] | None = Field(None, alias="schema")
+
+
+class MetricsConfig(_Model):
+    # host:port of /metrics, /healthz and /readyz, e.g. "127.0.0.1:9464"; unset: no endpoint.
+    listen: Annotated[str, AfterValidator(_listen)] | None = None
 
 
 class LogConfig(_Model):
@@ -166,7 +206,7 @@ class FhirConfig(_Model):
 class Config(_Model):
     homeserver: HomeserverConfig
     bot: BotConfig
-    storage: PathConfig
+    storage: StorageConfig
     roster: PathConfig
     policies: PathConfig
     locale: Literal["fr", "en"] = "fr"
@@ -176,6 +216,7 @@ class Config(_Model):
     sync: SyncConfig = SyncConfig()
     rooms: RoomsConfig = RoomsConfig()
     desk: DeskConfig = DeskConfig()
+    metrics: MetricsConfig = MetricsConfig()
     retention_days: int | None = Field(None, ge=1)
     fhir: FhirConfig | None = None
 
@@ -236,10 +277,12 @@ __all__ = [
     "HomeserverConfig",
     "LimitsConfig",
     "LogConfig",
+    "MetricsConfig",
     "PASSWORD_ENV",
     "PathConfig",
     "RoomsConfig",
     "SmartConfig",
+    "StorageConfig",
     "SyncConfig",
     "load_config",
     "resolve_password",

@@ -70,8 +70,10 @@ class CareContext:
                 errors.extend(e.errors)
         if errors:
             raise ConfigErrors(errors)
+        # Several bots on one PostgreSQL: this one serves only its practitioners' pairs.
+        served = getattr(getattr(config, "bot", None), "practitioners", None)
         return cls(
-            roster=loaded["roster"],
+            roster=loaded["roster"].restricted_to(served),
             policies=loaded["policies"],
             texts=loaded["texts"],
             lexicon=loaded["lexicon"],

@@ -9,11 +9,13 @@ practitioner at most once per room per 10 minutes (mentions.py)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from nio import RoomMessageText
 
 from bot.care import amendments
+from bot.care.commands import Command, parse
 from bot.care.roster import Pair
 from bot.care.service import CareService, Reply
 from bot.faults import crash_point
@@ -50,6 +52,7 @@ class Conversation:
         self, store: Store, service: CareService, state: LiveState, wake: Wake,
         mentions: MentionThrottle | None = None, gate: TrustGate | None = None, bridge: Any = None,
         relay: DeskRelay | None = None,
+        on_command: Callable[[str], None] | None = None,
     ) -> None:
         self._gate = gate  # a state-changing command counts only from a trusted device
         self._relay = relay  # the practitioner's desk: their half of the answers goes there
@@ -59,6 +62,7 @@ class Conversation:
         self._wake = wake
         self._mentions = mentions or MentionThrottle()
         self._bridge = bridge  # the clinic bridge (bot/fhir/bridge.py), when fhir.url is set
+        self._on_command = on_command  # counts commands by name (metrics)
 
     async def handle(self, record: RoomRecord, pair: Pair | None, event: RoomMessageText) -> None:
         assert pair is not None  # active_pairs_only
@@ -106,3 +110,16 @@ class Conversation:
         self._wake()  # start sending while the rest of the batch is handled
         if self._bridge is not None:
             self._bridge.wake()  # the FHIR write happens later, in the bridge's own task
+        if self._on_command is not None:
+            self._on_command(command_name(incoming.text))
+
+
+def command_name(body: str) -> str:
+    """The command's canonical name for the metrics ('message' when it is not one, 'invalid'
+    for an unknown or malformed one) — never its arguments."""
+    parsed = parse(body)
+    if parsed is None:
+        return "message"
+    if isinstance(parsed, Command):
+        return parsed.name
+    return parsed.name or "invalid"

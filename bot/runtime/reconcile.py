@@ -38,6 +38,7 @@ class Reconciler:
         room_name: Callable[[Pair], str] | None = None,
         then: Callable[[], Awaitable[None]] | None = None,
         note_state: Callable[[str, list[dict[str, Any]]], None] | None = None,
+        on_reconciled: "Callable[[float], None] | None" = None,
     ) -> None:
         # The desk (bot/runtime/desks.py): pair-room names, Spaces and desks kept after the
         # pair rooms, and its own state found again on the server after a lost database.
@@ -53,6 +54,7 @@ class Reconciler:
         self._lock = asyncio.Lock()
         self._needed = False
         self._sealed: set[str] = set()  # closed rooms whose levels were checked this run
+        self._on_reconciled = on_reconciled  # seconds a successful reconciliation took (metrics, readiness)
 
     async def reconcile_or_retry_later(self) -> None:
         """Reconcile; if the homeserver fails us half-way, `retry_if_needed` tries again."""
@@ -69,13 +71,20 @@ class Reconciler:
 
     async def reconcile(self) -> None:
         """Exactly one active room per verified pair; rooms of removed pairs are closed."""
+        started = time.monotonic()
+        await self._reconcile()
+        if self._on_reconciled is not None:
+            self._on_reconciled(time.monotonic() - started)
+
+    async def _reconcile(self) -> None:
         async with self._lock:
             store, seen = self._store, self._state.seen_pairs
             wanted = {(p.patient.id, p.practitioner.id): p for p in self._state.care.roster.verified_pairs()}
             known = {(r.patient_id, r.practitioner_id): r for r in await store.rooms()}
             # Rooms found from their carebot.pair state but missing in the database.
             joined: set[str] = set()
-            if any(k not in known and k not in seen.values() for k in wanted):
+            seen_keys = set(seen.values())  # a set: 10,000 pairs would make a list scan quadratic
+            if any(k not in known and k not in seen_keys for k in wanted):
                 joined = await self._pairs_from_server({r.room_id for r in known.values()})
             for room_id, key in seen.items():
                 if key not in known and (room_id in self._client.rooms or room_id in joined):
@@ -85,6 +94,9 @@ class Reconciler:
                     known[key] = RoomRecord(room_id, key[0], key[1], state)
                     log.info("room.adopted", room_id=room_id, pair=f"{key[0]}/{key[1]}")
             sem = asyncio.Semaphore(self._max_creations)
+            # One query for every pending re-invite (not two per pair: 20,000 at 10,000 pairs).
+            reinvites = await store.pending_reinvites()
+            rooms_to_reinvite = {room_id for room_id, _ in reinvites}
 
             async def provision(key: tuple[str, str], pair: Pair) -> None:
                 async with sem:
@@ -94,9 +106,13 @@ class Reconciler:
                     elif record.state != "active":
                         await self._reopen_room(record, pair)
                     else:
-                        await self._ensure_members(record.room_id, pair)
+                        await self._ensure_members(record.room_id, pair, reinvites)
 
-            await asyncio.gather(*(provision(k, p) for k, p in wanted.items()))
+            def needs_work(key: tuple[str, str]) -> bool:
+                record = known.get(key)
+                return record is None or record.state != "active" or record.room_id in rooms_to_reinvite
+
+            await asyncio.gather(*(provision(k, p) for k, p in wanted.items() if needs_work(k)))
             for key, record in known.items():
                 if key not in wanted and record.state == "active":
                     await self._close_room(record)
@@ -158,10 +174,10 @@ class Reconciler:
         self._wake()
         log.info("room.created", room_id=room_id, pair=f"{pair.patient.id}/{pair.practitioner.id}")
 
-    async def _ensure_members(self, room_id: str, pair: Pair) -> None:
+    async def _ensure_members(self, room_id: str, pair: Pair, pending: set[tuple[str, str]]) -> None:
         """Invite again a member who left or rejected the invite; never a second room."""
         for mxid in (pair.patient.matrix_id, pair.practitioner.matrix_id):
-            if not await self._store.needs_reinvite(room_id, mxid):
+            if (room_id, mxid) not in pending:
                 continue
             resp = await self._client.room_invite(room_id, mxid)
             if getattr(resp, "status_code", None) is None or "already" in str(getattr(resp, "message", "")):
@@ -221,5 +237,6 @@ class Reconciler:
             await self._store.audit("admin", "room.reopened", record.room_id, {"patient": record.patient_id, "practitioner": record.practitioner_id})
             for mxid in (pair.patient.matrix_id, pair.practitioner.matrix_id):
                 await self._store.need_reinvite(record.room_id, mxid)  # done at once if still there
-        await self._ensure_members(record.room_id, pair)
+        both = {(record.room_id, m) for m in (pair.patient.matrix_id, pair.practitioner.matrix_id)}
+        await self._ensure_members(record.room_id, pair, both)
         log.info("room.reopened", room_id=record.room_id)

@@ -13,7 +13,7 @@ from bot.care.service import CareContext
 from bot.config import Config
 from bot.logs import private_text
 from bot.runtime.shared import LiveState
-from bot.store import Store
+from bot.store import Store, StoreError
 from bot.yamlutil import ConfigErrors
 
 log = structlog.get_logger("carebot")
@@ -30,6 +30,7 @@ class Reloader:
         requested: asyncio.Event,
         on_reloaded: Callable[[], Awaitable[None]],
         roster: Callable[[], Roster | None] = lambda: None,
+        accept: Callable[[CareContext], Awaitable[None]] | None = None,
     ) -> None:
         self._config = config
         self._state = state
@@ -37,6 +38,7 @@ class Reloader:
         self._requested = requested  # set by SIGHUP
         self._on_reloaded = on_reloaded
         self._roster = roster  # the FHIR bridge's roster in force, or None: roster.path
+        self._accept = accept  # a last check before a new roster is put in force (claims)
 
     async def watch(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -55,6 +57,13 @@ class Reloader:
         """Load roster and policies again; an invalid file keeps what is in force."""
         try:
             care = CareContext.load(self._config, roster=self._roster())
+            if self._accept is not None:
+                await self._accept(care)
+        except StoreError as e:  # e.g. another bot serves one of the new roster's practitioners
+            log.error("config.reload_rejected", problem=private_text(str(e)))
+            async with self._store.transaction():
+                await self._store.audit("admin", "config.reload_rejected", None, {"errors": 1})
+            return False
         except ConfigErrors as e:
             for err in e.errors:
                 # The message may quote the file's values (ids, names, medications): they stay

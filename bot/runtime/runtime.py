@@ -28,8 +28,8 @@ from bot.config import Config
 from bot.matrix import crypto as xsign
 from bot.matrix import nio_private
 from bot.matrix.client import SYNC_TOKEN_KEY, Backoff, connect
-from bot.matrix.sync import SyncLoop
 from bot.matrix.sender_trust import SenderTrustCheck
+from bot.matrix.sync import SyncHandler, SyncLoop
 from bot.matrix.trust import DeviceTrust
 from bot.runtime.bridge import Bridge, attach_bridge, bridge_roster, open_bridge
 from bot.runtime.conversation import Conversation
@@ -40,6 +40,7 @@ from bot.runtime.housekeeping import Housekeeping
 from bot.runtime.identities import IdentityPins
 from bot.runtime.invites import Invites
 from bot.runtime.membership import Membership
+from bot.runtime.operations import Operations, claim_practitioners
 from bot.runtime.outbox import Outbox
 from bot.runtime.practitioner_notice import PractitionerNotices
 from bot.runtime.redactions import Redactions
@@ -80,13 +81,14 @@ class Running:
     housekeeping: Housekeeping
     trust: DeviceTrust
     pins: IdentityPins
+    ops: Operations
     bridge: Bridge | None = None
     desk_clock: DeskClock | None = None  # what the desk's digest, reminders and absences read
 
 
 def assemble(
     config: Config, store: Store, client: AsyncClient, state: LiveState, room_version: str,
-    reload_requested: asyncio.Event, bridge: Bridge | None = None,
+    reload_requested: asyncio.Event, ops: Operations, bridge: Bridge | None = None,
 ) -> Running:
     """Wire the components. Each gets only what it uses."""
     service = CareService(store)
@@ -106,6 +108,7 @@ def assemble(
         room_name=desk.keeper.room_name if desk else None,
         then=desk.keeper.reconcile if desk else None,
         note_state=desk.keeper.note_server_state if desk else None,
+        on_reconciled=ops.reconciled,
     )
     undecryptable = UndecryptableMessages(client, store, state, config.limits.undecryptable_wait_s, wake)
     gate = TrustGate(store, state, SenderTrustCheck(client, trust, store.is_owner_forwarded), wake, notices)
@@ -118,7 +121,7 @@ def assemble(
         handlers=[
             Membership(client, store, state, wake),
             undecryptable,
-            Conversation(store, service, state, wake, gate=gate, bridge=bridge, relay=desk.relay if desk else None),
+            Conversation(store, service, state, wake, gate=gate, bridge=bridge, on_command=ops.command, relay=desk.relay if desk else None),
             Redactions(client, store, state, wake, bridge=bridge),
         ],
         wake=wake,
@@ -129,21 +132,42 @@ def assemble(
         client,
         get_token=lambda: store.get(SYNC_TOKEN_KEY),
         save_token=lambda token: store.set(SYNC_TOKEN_KEY, token),
-        handler=router.on_sync,
+        handler=_metered(router.on_sync, ops),
         timeout_ms=config.sync.timeout_ms,
         backoff=Backoff(cap=config.sync.backoff_max_s),
         sync_filter=SYNC_FILTER,
     )
-    reloader = Reloader(config, state, store, reload_requested, reconciler.reconcile_or_retry_later, bridge_roster(bridge))
+
+    async def claims_still_hold(care: CareContext) -> None:
+        await claim_practitioners(config, store, care)
+
+    reloader = Reloader(
+        config, state, store, reload_requested, reconciler.reconcile_or_retry_later, bridge_roster(bridge),
+        accept=claims_still_hold,
+    )
     if bridge is not None:
         attach_bridge(bridge, store, state, service, wake, reconciler.reconcile_or_retry_later)
+        ops.metrics.add_gauge_source(
+            "carebot_fhir_queue_depth", "Task writes waiting to reach the clinic's FHIR server.", store.fhir_queue_length
+        )
+    ops.metrics.track_sync_failures(lambda: sync_loop.failed_syncs)
 
     async def late_keys() -> None:
         await undecryptable.retry(router.on_event)
 
     chores = [reconciler.retry_if_needed, late_keys] + ([desk.schedule.tick] if desk else [])
     housekeeping = Housekeeping(store, config.retention_days, chores)
-    return Running(store, client, sync_loop, outbox, reconciler, reloader, housekeeping, trust, pins, bridge, desk.desks.clock if desk else None)
+    return Running(store, client, sync_loop, outbox, reconciler, reloader, housekeeping, trust, pins, ops, bridge, desk.desks.clock if desk else None)
+
+
+def _metered(handler: SyncHandler, ops: Operations) -> SyncHandler:
+    """The sync handler, telling operations when a batch was handled (sync lag, readiness)."""
+
+    async def on_sync(resp: Any, initial: bool, since: str | None) -> None:
+        await handler(resp, initial, since)
+        ops.synced()
+
+    return on_sync
 
 
 class CareBot:
@@ -191,12 +215,17 @@ class CareBot:
     # -- start-up --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         self.storage.mkdir(parents=True, exist_ok=True, mode=0o700)
-        store = await Store.open(self.storage / "carebot.db")
+        storage = self.config.storage
+        store = await Store.for_config(self.storage, storage.database, storage.db_schema, self.config.bot.user_id)
+        ops: Operations | None = None
         try:
             bridge = await open_bridge(self.config, store)  # the roster from FHIR, if fhir.url is set
             # raises ConfigErrors on a broken roster/policy
             care = CareContext.load(self.config, roster=bridge_roster(bridge)())
             state = LiveState(care=care, file_stamp=CareContext.stamp(self.config))
+            await claim_practitioners(self.config, store, care)
+            ops = Operations(self.config, store)
+            await ops.start()
             client = await connect(
                 self.config.homeserver.url,
                 self.config.bot.user_id,
@@ -207,11 +236,15 @@ class CareBot:
             try:
                 await self._setup_identity(client)
                 room_version = await _default_room_version(client)
-                self._running = assemble(self.config, store, client, state, room_version, self._reload_requested, bridge)
+                self._running = assemble(
+                    self.config, store, client, state, room_version, self._reload_requested, ops, bridge
+                )
                 await self._main(self._running, stop)
             finally:
                 await client.close()
         finally:
+            if ops is not None:
+                await ops.stop()
             await store.close()
 
     async def _setup_identity(self, client: AsyncClient) -> None:

@@ -1,11 +1,13 @@
-"""The bot's own database: aiosqlite, versioned migrations, one transaction per handled event.
+"""The bot's own database: SQLite (aiosqlite, the default) or PostgreSQL (asyncpg) through
+bot/db, one set of versioned migrations, one transaction per handled event.
 
 What it stores (documented for the clinic in the README):
 - `kv`: the sync token and small bookkeeping values.
 - `processed_events`: ids of Matrix events already handled, so a redelivered event is ignored.
 - `rooms`: which room belongs to which (patient id, practitioner id) pair — roster ids only.
 - `requests`: renewal requests (roster ids, the medication as understood, status, rule ids, note
-  or reason, timestamps). This is medical data: the database file is 0600 under `storage.path`.
+  or reason, timestamps). This is medical data: the SQLite file is 0600 under `storage.path`;
+  on PostgreSQL, grant the bot's role alone access to its schema.
 - `pending_banners`: the room's disclaimer, waiting for a member to join (audience
   `first_member`), or kept to be posted again when the patient joins after the practitioner
   (audience `patient`).

@@ -2,53 +2,78 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from typing import Any
 
-import aiosqlite
-
+from bot.db import Database
 from bot.store.records import OutboxItem, Request, RoomRecord, _request
+
+_ROOM = "SELECT room_id, patient_id, practitioner_id, state FROM rooms"
 
 
 class CareTables:
-    _db: aiosqlite.Connection
+    """Rooms and the outbox are read on every message: both are mirrored in memory (this
+    process is their only writer), kept true to what is committed with `after_commit`, so
+    that the path from a command to its reply makes two fewer database round trips."""
+
+    db: Database
+    _room_cache: dict[str, RoomRecord]
+    _room_dirty: set[str]  # written in a transaction not (yet) committed: never cached
+    _room_writes: dict[str, int]
+    _outbox: dict[int, OutboxItem]  # unsent replies by id, in id order
+
+    async def _load_care_mirrors(self) -> None:
+        self._room_cache, self._room_dirty, self._room_writes = {}, set(), {}
+        rows = await self.db.fetch("SELECT id, txn_id, room_id, event_type, content FROM outbox ORDER BY id")
+        self._outbox = {r[0]: OutboxItem(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows}
+
+    def _room_written(self, room_id: str) -> None:
+        def committed() -> None:
+            self._room_dirty.discard(room_id)
+            self._room_writes[room_id] = self._room_writes.get(room_id, 0) + 1
+            self._room_cache.pop(room_id, None)
+
+        self._room_dirty.add(room_id)
+        self._room_writes[room_id] = self._room_writes.get(room_id, 0) + 1
+        self._room_cache.pop(room_id, None)
+        self.db.after_commit(committed)
 
     # -- rooms ---------------------------------------------------------------------------
     async def rooms(self) -> list[RoomRecord]:
-        async with self._db.execute(
-            "SELECT room_id, patient_id, practitioner_id, state FROM rooms"
-        ) as cur:
-            return [RoomRecord(*row) for row in await cur.fetchall()]
+        return [RoomRecord(*row) for row in await self.db.fetch(_ROOM)]
 
     async def room_for_pair(self, patient_id: str, practitioner_id: str) -> RoomRecord | None:
-        async with self._db.execute(
-            "SELECT room_id, patient_id, practitioner_id, state FROM rooms "
-            "WHERE patient_id = ? AND practitioner_id = ?",
-            (patient_id, practitioner_id),
-        ) as cur:
-            row = await cur.fetchone()
+        row = await self.db.fetchrow(_ROOM + " WHERE patient_id = $1 AND practitioner_id = $2", patient_id, practitioner_id)
         return None if row is None else RoomRecord(*row)
 
     async def room(self, room_id: str) -> RoomRecord | None:
-        async with self._db.execute(
-            "SELECT room_id, patient_id, practitioner_id, state FROM rooms WHERE room_id = ?",
-            (room_id,),
-        ) as cur:
-            row = await cur.fetchone()
-        return None if row is None else RoomRecord(*row)
+        cached = self._room_cache.get(room_id)
+        if cached is not None:
+            return cached
+        writes = self._room_writes.get(room_id, 0)
+        row = await self.db.fetchrow(_ROOM + " WHERE room_id = $1", room_id)
+        if row is None:
+            return None
+        record = RoomRecord(*row)
+        if room_id not in self._room_dirty and self._room_writes.get(room_id, 0) == writes:
+            self._room_cache[room_id] = record  # no write overtook this read
+        return record
 
     async def save_room(
         self, room_id: str, patient_id: str, practitioner_id: str, state: str = "active"
     ) -> None:
-        await self._db.execute(
+        self._room_written(room_id)
+        await self.db.execute(
             "INSERT INTO rooms (room_id, patient_id, practitioner_id, state, created_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(room_id) DO UPDATE SET state = excluded.state",
-            (room_id, patient_id, practitioner_id, state, time.time()),
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id) DO UPDATE SET state = excluded.state",
+            room_id, patient_id, practitioner_id, state, time.time(),
         )
 
     async def set_room_state(self, room_id: str, state: str) -> None:
-        await self._db.execute("UPDATE rooms SET state = ? WHERE room_id = ?", (state, room_id))
+        self._room_written(room_id)
+        await self.db.execute("UPDATE rooms SET state = $1 WHERE room_id = $2", state, room_id)
 
     # -- requests ------------------------------------------------------------------------
     async def add_request(
@@ -63,103 +88,87 @@ class CareTables:
         status: str,
         rules: tuple[str, ...] = (),
     ) -> Request:
-        cur = await self._db.execute(
+        row = await self.db.fetchrow(
             "INSERT INTO requests (event_id, room_id, patient_id, practitioner_id, medication, "
-            "medication_key, status, rules, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                event_id,
-                room_id,
-                patient_id,
-                practitioner_id,
-                medication,
-                medication_key,
-                status,
-                json.dumps(list(rules)),
-                time.time(),
-            ),
+            "medication_key, status, rules, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+            "RETURNING *",
+            event_id, room_id, patient_id, practitioner_id, medication, medication_key, status,
+            json.dumps(list(rules)), time.time(),
         )
-        request = await self.request(int(cur.lastrowid or 0))
-        assert request is not None
-        return request
+        assert row is not None
+        return _request(row)
 
     async def request(self, request_id: int) -> Request | None:
-        async with self._db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)) as cur:
-            row = await cur.fetchone()
+        row = await self.db.fetchrow("SELECT * FROM requests WHERE id = $1", request_id)
         return None if row is None else _request(row)
 
     async def request_by_event(self, event_id: str) -> Request | None:
         """The request made by this message, if any."""
-        async with self._db.execute("SELECT * FROM requests WHERE event_id = ?", (event_id,)) as cur:
-            row = await cur.fetchone()
+        row = await self.db.fetchrow("SELECT * FROM requests WHERE event_id = $1", event_id)
         return None if row is None else _request(row)
 
     async def requests_in_room(self, room_id: str, status: str | None = None) -> list[Request]:
-        sql = "SELECT * FROM requests WHERE room_id = ?"
-        params: tuple[Any, ...] = (room_id,)
-        if status is not None:
-            sql += " AND status = ?"
-            params += (status,)
-        async with self._db.execute(sql + " ORDER BY id", params) as cur:
-            return [_request(r) for r in await cur.fetchall()]
+        if status is None:
+            rows = await self.db.fetch("SELECT * FROM requests WHERE room_id = $1 ORDER BY id", room_id)
+        else:
+            rows = await self.db.fetch(
+                "SELECT * FROM requests WHERE room_id = $1 AND status = $2 ORDER BY id", room_id, status
+            )
+        return [_request(r) for r in rows]
 
     async def open_requests(self, patient_id: str) -> list[Request]:
-        async with self._db.execute(
-            "SELECT * FROM requests WHERE patient_id = ? AND status = 'pending' ORDER BY id",
-            (patient_id,),
-        ) as cur:
-            return [_request(r) for r in await cur.fetchall()]
+        rows = await self.db.fetch(
+            "SELECT * FROM requests WHERE patient_id = $1 AND status = 'pending' ORDER BY id", patient_id
+        )
+        return [_request(r) for r in rows]
 
     async def pending_for_practitioner(self, practitioner_id: str) -> list[Request]:
         """Pending requests of all of a practitioner's patients, oldest first (the desk)."""
-        async with self._db.execute(
-            "SELECT * FROM requests WHERE practitioner_id = ? AND status = 'pending' ORDER BY created_at, id",
-            (practitioner_id,),
-        ) as cur:
-            return [_request(r) for r in await cur.fetchall()]
+        rows = await self.db.fetch(
+            "SELECT * FROM requests WHERE practitioner_id = $1 AND status = 'pending' ORDER BY created_at, id",
+            practitioner_id,
+        )
+        return [_request(r) for r in rows]
 
     async def decide(
         self, request_id: int, status: str, note: str | None, decided_by: str
     ) -> bool:
         """Move a pending request to its final state; False when it was not pending."""
-        cur = await self._db.execute(
-            "UPDATE requests SET status = ?, note = ?, decided_at = ?, decided_by = ? "
-            "WHERE id = ? AND status = 'pending'",
-            (status, note, time.time(), decided_by, request_id),
+        changed = await self.db.execute(
+            "UPDATE requests SET status = $1, note = $2, decided_at = $3, decided_by = $4 "
+            "WHERE id = $5 AND status = 'pending'",
+            status, note, time.time(), decided_by, request_id,
         )
-        return cur.rowcount == 1
+        return changed == 1
 
     async def purge_decided(self, older_than_days: int) -> int:
         cutoff = time.time() - older_than_days * 86400
-        cur = await self._db.execute(
-            "DELETE FROM requests WHERE status != 'pending' "
-            "AND COALESCE(decided_at, created_at) < ?",
-            (cutoff,),
+        return await self.db.execute(
+            "DELETE FROM requests WHERE status != 'pending' AND COALESCE(decided_at, created_at) < $1",
+            cutoff,
         )
-        return cur.rowcount
 
     # -- outbox --------------------------------------------------------------------------
     async def enqueue(
         self, txn_id: str, room_id: str, content: dict[str, Any], event_type: str = "m.room.message"
     ) -> None:
-        await self._db.execute(
-            "INSERT OR IGNORE INTO outbox (txn_id, room_id, event_type, content, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (txn_id, room_id, event_type, json.dumps(content), time.time()),
+        stored = json.dumps(content)
+        new_id = await self.db.fetchval(
+            "INSERT INTO outbox (txn_id, room_id, event_type, content, created_at) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id",
+            txn_id, room_id, event_type, stored, time.time(),
         )
+        if new_id is not None:  # None: that transaction id is already queued
+            item = OutboxItem(new_id, txn_id, room_id, event_type, json.loads(stored))
+            self.db.after_commit(lambda: self._outbox.__setitem__(item.id, item))
 
     async def outbox(self, limit: int = 100) -> list[OutboxItem]:
-        async with self._db.execute(
-            "SELECT id, txn_id, room_id, event_type, content FROM outbox ORDER BY id LIMIT ?",
-            (limit,),
-        ) as cur:
-            rows = await cur.fetchall()
-        return [
-            OutboxItem(r["id"], r["txn_id"], r["room_id"], r["event_type"], json.loads(r["content"]))
-            for r in rows
-        ]
+        """The oldest unsent replies, from the committed mirror (no database round trip)."""
+        return list(itertools.islice(self._outbox.values(), limit))
 
     async def sent(self, outbox_id: int) -> None:
-        await self._db.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
+        await self.db.execute("DELETE FROM outbox WHERE id = $1", outbox_id)
+        self.db.after_commit(lambda: self._outbox.pop(outbox_id, None))
 
     # -- audit ---------------------------------------------------------------------------
     async def audit(
@@ -170,17 +179,14 @@ class CareTables:
         details: dict[str, Any] | None = None,
         policy_hash: str | None = None,
     ) -> None:
-        await self._db.execute(
+        await self.db.execute(
             "INSERT INTO audit (at, actor, action, subject, details, policy_hash) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (time.time(), actor, action, subject, json.dumps(details or {}), policy_hash),
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            time.time(), actor, action, subject, json.dumps(details or {}), policy_hash,
         )
 
     async def audit_since(self, since: float) -> list[dict[str, Any]]:
-        async with self._db.execute(
-            "SELECT * FROM audit WHERE at >= ? ORDER BY id", (since,)
-        ) as cur:
-            rows = await cur.fetchall()
+        rows = await self.db.fetch("SELECT * FROM audit WHERE at >= $1 ORDER BY id", float(since))
         return [
             {
                 "id": r["id"],

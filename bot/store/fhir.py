@@ -21,12 +21,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
+from bot.db import Database
 
 CREATE, DECIDE = "create", "decide"
 
 
-async def migrate(db: aiosqlite.Connection) -> None:
+async def migrate(db: Database) -> None:
     for statement in (
         """CREATE TABLE fhir_writes (
             request_id INTEGER NOT NULL,
@@ -50,7 +50,7 @@ async def migrate(db: aiosqlite.Connection) -> None:
             saved_at DOUBLE PRECISION NOT NULL
         )""",
     ):
-        await db.execute(statement)
+        await db.execute(db.dialect.ddl(statement))
 
 
 @dataclass(frozen=True)
@@ -75,85 +75,80 @@ class TaskLink:
 
 
 class FhirTables:
-    _db: aiosqlite.Connection
+    db: Database
 
     # -- write queue ---------------------------------------------------------------------
     async def queue_fhir_write(self, request_id: int, kind: str, payload: dict[str, Any]) -> None:
         """Queue one write; a second one of the same kind for the same request is ignored."""
-        await self._db.execute(
-            "INSERT INTO fhir_writes (request_id, kind, payload, created_at) VALUES (?, ?, ?, ?) "
+        await self.db.execute(
+            "INSERT INTO fhir_writes (request_id, kind, payload, created_at) VALUES ($1, $2, $3, $4) "
             "ON CONFLICT (request_id, kind) DO NOTHING",
-            (request_id, kind, json.dumps(payload), time.time()),
+            request_id, kind, json.dumps(payload), time.time(),
         )
 
     async def fhir_writes(self, limit: int = 100) -> list[FhirWrite]:
-        async with self._db.execute(
+        rows = await self.db.fetch(
             "SELECT request_id, kind, payload, attempts, failed_at FROM fhir_writes "
-            "ORDER BY request_id, CASE kind WHEN 'create' THEN 0 ELSE 1 END LIMIT ?",
-            (limit,),
-        ) as cur:
-            rows = await cur.fetchall()
+            "ORDER BY request_id, CASE kind WHEN 'create' THEN 0 ELSE 1 END LIMIT $1",
+            limit,
+        )
         return [FhirWrite(int(r[0]), str(r[1]), dict(json.loads(r[2])), int(r[3]), r[4]) for r in rows]
 
     async def fhir_write_done(self, request_id: int, kind: str) -> None:
-        await self._db.execute("DELETE FROM fhir_writes WHERE request_id = ? AND kind = ?", (request_id, kind))
+        await self.db.execute("DELETE FROM fhir_writes WHERE request_id = $1 AND kind = $2", request_id, kind)
 
     async def fhir_write_failed(self, request_id: int, kind: str, error: str, at: float | None = None) -> None:
-        await self._db.execute(
-            "UPDATE fhir_writes SET attempts = attempts + 1, failed_at = ?, last_error = ? WHERE request_id = ? AND kind = ?",
-            (time.time() if at is None else at, error[:500], request_id, kind),
+        await self.db.execute(
+            "UPDATE fhir_writes SET attempts = attempts + 1, failed_at = $1, last_error = $2 WHERE request_id = $3 AND kind = $4",
+            float(time.time() if at is None else at), error[:500], request_id, kind,
         )
 
     async def fhir_queue_length(self) -> int:
-        async with self._db.execute("SELECT COUNT(*) FROM fhir_writes") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return int(await self.db.fetchval("SELECT COUNT(*) FROM fhir_writes") or 0)
 
     # -- tasks ---------------------------------------------------------------------------
     async def save_task_link(self, request_id: int, task_id: str, version_id: str | None, status: str) -> None:
-        await self._db.execute(
-            "INSERT INTO fhir_tasks (request_id, task_id, version_id, status) VALUES (?, ?, ?, ?) "
+        await self.db.execute(
+            "INSERT INTO fhir_tasks (request_id, task_id, version_id, status) VALUES ($1, $2, $3, $4) "
             "ON CONFLICT (request_id) DO UPDATE SET task_id = excluded.task_id, "
             "version_id = excluded.version_id, status = excluded.status",
-            (request_id, task_id, version_id, status),
+            request_id, task_id, version_id, status,
         )
 
     async def task_link(self, request_id: int) -> TaskLink | None:
-        async with self._db.execute(
-            "SELECT request_id, task_id, version_id, status FROM fhir_tasks WHERE request_id = ?", (request_id,)
-        ) as cur:
-            row = await cur.fetchone()
+        row = await self.db.fetchrow(
+            "SELECT request_id, task_id, version_id, status FROM fhir_tasks WHERE request_id = $1", request_id
+        )
         return None if row is None else TaskLink(int(row[0]), str(row[1]), row[2], str(row[3]))
 
     async def fhir_unmirrored(self) -> tuple[list[tuple[int, str, str, str]], list[int]]:
         """What the queue misses, whatever path made or decided the request: pending requests
         with no Task and no create queued (id, patient, practitioner, medication), and
         decided requests whose Task is still `requested` with no decide queued (ids)."""
-        async with self._db.execute(
+        rows = await self.db.fetch(
             "SELECT r.id, r.patient_id, r.practitioner_id, r.medication FROM requests r "
             "LEFT JOIN fhir_tasks t ON t.request_id = r.id "
             "LEFT JOIN fhir_writes w ON w.request_id = r.id AND w.kind = 'create' "
             "WHERE r.status = 'pending' AND t.request_id IS NULL AND w.request_id IS NULL ORDER BY r.id"
-        ) as cur:
-            missing = [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in await cur.fetchall()]
-        async with self._db.execute(
+        )
+        missing = [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+        rows = await self.db.fetch(
             "SELECT r.id FROM requests r JOIN fhir_tasks t ON t.request_id = r.id "
             "LEFT JOIN fhir_writes w ON w.request_id = r.id AND w.kind = 'decide' "
             "WHERE r.status IN ('approved', 'denied', 'cancelled') AND t.status = 'requested' "
             "AND w.request_id IS NULL ORDER BY r.id"
-        ) as cur:
-            undecided = [int(r[0]) for r in await cur.fetchall()]
+        )
+        undecided = [int(r[0]) for r in rows]
         return missing, undecided
 
     # -- snapshot and cursors ------------------------------------------------------------
     async def save_fhir_state(self, name: str, value: Any) -> None:
-        await self._db.execute(
-            "INSERT INTO fhir_state (name, value, saved_at) VALUES (?, ?, ?) "
+        await self.db.execute(
+            "INSERT INTO fhir_state (name, value, saved_at) VALUES ($1, $2, $3) "
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value, saved_at = excluded.saved_at",
-            (name, json.dumps(value), time.time()),
+            name, json.dumps(value), time.time(),
         )
 
     async def fhir_state(self, name: str) -> tuple[Any, float] | None:
-        async with self._db.execute("SELECT value, saved_at FROM fhir_state WHERE name = ?", (name,)) as cur:
-            row = await cur.fetchone()
+        row = await self.db.fetchrow("SELECT value, saved_at FROM fhir_state WHERE name = $1", name)
         return None if row is None else (json.loads(row[0]), float(row[1]))

@@ -6,8 +6,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 
 @dataclass(frozen=True)
 class Request:
@@ -51,7 +49,7 @@ class RoomRecord:
     state: str
 
 
-def _request(row: aiosqlite.Row) -> Request:
+def _request(row: Any) -> Request:  # a row of `requests` from either engine
     return Request(
         id=row["id"],
         event_id=row["event_id"],

@@ -6,25 +6,18 @@ Statements stay within what SQLite and PostgreSQL both accept.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 
-import aiosqlite
-
-Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
+from bot.db import Database, StoreError
+from bot.db.upgrade import Migration
 
 
-class StoreError(Exception):
-    pass
+async def _run(db: Database, script: str) -> None:
+    """Schema statements separated by blank lines, written once for both engines
+    (SQLite type names; bot/db/dialect.py adapts them for PostgreSQL)."""
+    await db.script(script)
 
 
-async def _run(db: aiosqlite.Connection, script: str) -> None:
-    """Run statements separated by blank lines (executescript would commit on its own)."""
-    for statement in script.split("\n\n"):
-        if statement.strip():
-            await db.execute(statement)
-
-
-async def _v1(db: aiosqlite.Connection) -> None:
+async def _v1(db: Database) -> None:
     await _run(
         db,
         """
@@ -80,15 +73,11 @@ async def _v1(db: aiosqlite.Connection) -> None:
             subject TEXT,
             details TEXT NOT NULL DEFAULT '{}',
             policy_hash TEXT
-        );
-
-        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
-            BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END
-
-        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-            BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END
+        )
         """,
     )
+    # Triggers audit_no_update / audit_no_delete: the engine's own syntax (dialect.py).
+    await db.append_only("audit")
 
 
 # Workflow state of release 1 lived in `kv` under these key prefixes; v2 moves it to tables.
@@ -109,7 +98,7 @@ def _split_member(rest: str) -> tuple[str, str]:
     return room_id, "@" + member
 
 
-async def _v2(db: aiosqlite.Connection) -> None:
+async def _v2(db: Database) -> None:
     """Workflow tables; the rows release 1 kept in `kv` are moved into them.
 
     Statements stay within what SQLite and PostgreSQL both accept; the keys are parsed here in
@@ -146,46 +135,49 @@ async def _v2(db: aiosqlite.Connection) -> None:
         )
         """,
     )
-    async with db.execute("SELECT key, value FROM kv ORDER BY key") as cur:
-        rows = [(str(k), str(v)) for k, v in await cur.fetchall()]
+    rows = [(str(k), str(v)) for k, v in await db.fetch("SELECT key, value FROM kv ORDER BY key")]
     moved: list[str] = []
     for key, value in rows:
         if key.startswith(p := _V1_PREFIXES["banner_first"]):
             await db.execute(
-                "INSERT INTO pending_banners (room_id, audience, content) VALUES (?, ?, ?)",
-                (key[len(p):], "first_member", value),
+                "INSERT INTO pending_banners (room_id, audience, content) VALUES ($1, $2, $3)",
+                key[len(p):], "first_member", value,
             )
         elif key.startswith(p := _V1_PREFIXES["banner_patient"]):
             await db.execute(
-                "INSERT INTO pending_banners (room_id, audience, content) VALUES (?, ?, ?)",
-                (key[len(p):], "patient", value),
+                "INSERT INTO pending_banners (room_id, audience, content) VALUES ($1, $2, $3)",
+                key[len(p):], "patient", value,
             )
         elif key.startswith(p := _V1_PREFIXES["reinvite"]):
             room_id, member = _split_member(key[len(p):])
             await db.execute(
-                "INSERT INTO reinvites (room_id, member_id) VALUES (?, ?)", (room_id, member)
+                "INSERT INTO reinvites (room_id, member_id) VALUES ($1, $2)",
+                room_id, member,
             )
         elif key.startswith(p := _V1_PREFIXES["warned"]):
             room_id, rest = _split_member(key[len(p):])
             user_id, _, device_id = rest.rpartition(":")
             await db.execute(
-                "INSERT INTO device_warnings (room_id, user_id, device_id) VALUES (?, ?, ?)",
-                (room_id, user_id, device_id),
+                "INSERT INTO device_warnings (room_id, user_id, device_id) VALUES ($1, $2, $3)",
+                room_id, user_id, device_id,
             )
         elif key.startswith(p := _V1_PREFIXES["undecryptable"]):
             pending = json.loads(value)
             await db.execute(
-                "INSERT INTO undecryptable (event_id, room_id, deadline, source) VALUES (?, ?, ?, ?)",
-                (key[len(p):], pending["room_id"], float(pending["deadline"]), json.dumps(pending["source"])),
+                "INSERT INTO undecryptable (event_id, room_id, deadline, source) VALUES ($1, $2, $3, $4)",
+                key[len(p):], pending["room_id"], float(pending["deadline"]), json.dumps(pending["source"]),
             )
         else:
             continue
         moved.append(key)
     for key in moved:
-        await db.execute("DELETE FROM kv WHERE key = ?", (key,))
+        await db.execute(
+                "DELETE FROM kv WHERE key = $1",
+                key,
+            )
 
 
-async def _v3(db: aiosqlite.Connection) -> None:
+async def _v3(db: Database) -> None:
     """Pinned identities: the first master key seen for each roster member, and a change of it
     (an identity reset) waiting for the clinic admin (`carebot trust accept`). And the Megolm
     sessions the bot got back from the very device that made them, at its request (nio records
@@ -211,13 +203,13 @@ async def _v3(db: aiosqlite.Connection) -> None:
     )
 
 
-async def _v4_fhir(db: aiosqlite.Connection) -> None:
+async def _v4_fhir(db: Database) -> None:
     from bot.store.fhir import migrate  # the clinic bridge's tables, described there
 
     await migrate(db)
 
 
-async def _v5_desk(db: aiosqlite.Connection) -> None:
+async def _v5_desk(db: Database) -> None:
     """The practitioner desk: Spaces and desk rooms, absences, digests, reminders, devices."""
     await _run(
         db,

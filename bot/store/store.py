@@ -1,155 +1,104 @@
-"""The Store: opening and migrating the database, transactions, key/value bookkeeping and the
-ids of handled events; the tables themselves are in workflows.py and care.py."""
+"""The Store: opening and migrating the database (SQLite or PostgreSQL, bot/db), transactions,
+key/value bookkeeping and the ids of handled events; the tables themselves are in
+workflows.py, care.py and ops.py."""
 
 from __future__ import annotations
 
-import asyncio
-import os
+import contextlib
 import time
 from pathlib import Path
 
-import aiosqlite
-
+from bot.db import Database, SqliteDatabase, open_database, schema_for
+from bot.db.upgrade import upgrade
 from bot.store.care import CareTables
 from bot.store.desk import DeskTables
 from bot.store.fhir import FhirTables
 from bot.store.identities import IdentityTables
+from bot.store.ops import OpsTables
 from bot.store.records import OutboxItem
-from bot.store.schema import LATEST, MIGRATIONS, StoreError
+from bot.store.schema import MIGRATIONS
 from bot.store.workflows import WorkflowTables
 
 
-class Store(WorkflowTables, CareTables, IdentityTables, FhirTables, DeskTables):
-    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
-        self._db = db
-        self.path = path
-        self._lock = asyncio.Lock()
+class Store(WorkflowTables, CareTables, IdentityTables, FhirTables, OpsTables, DeskTables):
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.path = getattr(db, "path", None)  # the SQLite file; None on PostgreSQL
 
     @classmethod
     async def open(cls, path: Path) -> "Store":
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fresh = not path.exists()
-        db = await aiosqlite.connect(path, isolation_level=None)
-        if fresh:
-            os.chmod(path, 0o600)
-        db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL: a committed transaction survives a crash of the process (kill -9);
-        # after a power cut the last ones may be lost, together with the sync token stored in
-        # the same database, so those events are fetched and handled again (replies keep
-        # their transaction ids, and the homeserver drops the duplicates).
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA foreign_keys=ON")
-        store = cls(db, path)
+        """SQLite at `path` (created 0600), migrated to the latest schema."""
+        return await cls.on(await SqliteDatabase.open(path))
+
+    @classmethod
+    async def on(cls, db: Database) -> "Store":
+        """The store on an open database, migrated to the latest schema (closed on failure)."""
+        store = cls(db)
         try:
-            await store._migrate()
+            await upgrade(db, MIGRATIONS)
+            await store._load_care_mirrors()
         except BaseException:
             await db.close()
             raise
         return store
 
-    async def _migrate(self) -> None:
-        async with self._db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        version = int(row[0]) if row else 0
-        if version > LATEST:
-            raise StoreError(
-                f"The database {self.path} has schema version {version}, newer than this "
-                f"carebot understands ({LATEST}). Upgrade carebot, or restore a backup made "
-                "with this version; the database was left untouched."
-            )
-        for target in range(version + 1, LATEST + 1):
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                await MIGRATIONS[target - 1](self._db)
-                await self._db.execute(f"PRAGMA user_version = {target}")
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
+    @classmethod
+    async def for_config(cls, storage_path: Path, database_url: str | None, schema: str | None, bot_user_id: str) -> "Store":
+        """`storage.database` (PostgreSQL) when set, else SQLite in `storage.path`."""
+        db = await open_database(storage_path, database_url, schema or schema_for(bot_user_id))
+        return await cls.on(db)
 
     async def schema_version(self) -> int:
-        async with self._db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return await self.db.schema_version()
 
     async def close(self) -> None:
-        await self._db.close()
+        await self.db.close()
 
     # -- transactions --------------------------------------------------------------------
-    def transaction(self) -> "_Tx":
-        return _Tx(self._db, self._lock)
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """`async with store.transaction():` — one transaction, rolled back on error."""
+        return self.db.transaction()
 
     # -- reads that must see committed rows only ------------------------------------------
     async def outbox(self, limit: int = 100) -> list[OutboxItem]:
-        """Queued replies, read under the transaction lock: all statements share one
-        connection, so a read outside it could see (and send) the rows of a transaction
-        still open, which may yet roll back."""
-        async with self._lock:
+        """Queued replies: the committed mirror (care.py), read once no transaction of this
+        process is open — a transaction in progress may yet add replies, or roll back. (So
+        never call it inside a transaction: it would wait for itself.)"""
+        async with self.db.serialized():
             return await super().outbox(limit)
 
     @property
     def waiting(self) -> int:
         """How many are waiting for the transaction lock (what tests and metrics look at)."""
-        return len(getattr(self._lock, "_waiters", None) or ())
+        return self.db.waiting
 
     # -- key/value -----------------------------------------------------------------------
     async def get(self, key: str) -> str | None:
-        async with self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)) as cur:
-            row = await cur.fetchone()
-        return None if row is None else str(row[0])
+        value = await self.db.fetchval("SELECT value FROM kv WHERE key = $1", key)
+        return None if value is None else str(value)
 
     async def set(self, key: str, value: str) -> None:
-        await self._db.execute(
-            "INSERT INTO kv (key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
+        await self.db.execute(
+            "INSERT INTO kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            key, value,
         )
 
     async def items(self, prefix: str) -> list[tuple[str, str]]:
-        async with self._db.execute(
-            "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key",
-            (prefix, prefix + "\uffff"),
-        ) as cur:
-            return [(str(k), str(v)) for k, v in await cur.fetchall()]
+        # substr, not a range on text: PostgreSQL's collation may not order like bytes.
+        rows = await self.db.fetch(
+            "SELECT key, value FROM kv WHERE substr(key, 1, length($1)) = $1 ORDER BY key", prefix
+        )
+        return [(str(k), str(v)) for k, v in rows]
 
     async def delete(self, key: str) -> None:
-        await self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
+        await self.db.execute("DELETE FROM kv WHERE key = $1", key)
 
     # -- events --------------------------------------------------------------------------
     async def is_processed(self, event_id: str) -> bool:
-        async with self._db.execute(
-            "SELECT 1 FROM processed_events WHERE event_id = ?", (event_id,)
-        ) as cur:
-            return await cur.fetchone() is not None
+        return await self.db.fetchrow("SELECT 1 FROM processed_events WHERE event_id = $1", event_id) is not None
 
     async def mark_processed(self, event_id: str, room_id: str) -> None:
-        await self._db.execute(
-            "INSERT OR IGNORE INTO processed_events (event_id, room_id, handled_at) VALUES (?, ?, ?)",
-            (event_id, room_id, time.time()),
+        await self.db.execute(
+            "INSERT INTO processed_events (event_id, room_id, handled_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            event_id, room_id, time.time(),
         )
-
-
-class _Tx:
-    """`async with store.transaction():` — BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error."""
-
-    def __init__(self, db: aiosqlite.Connection, lock: asyncio.Lock) -> None:
-        self._db = db
-        self._lock = lock
-
-    async def __aenter__(self) -> None:
-        await self._lock.acquire()
-        try:
-            await self._db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self._lock.release()
-            raise
-
-    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if exc_type is None:
-                await self._db.execute("COMMIT")
-            else:
-                await self._db.execute("ROLLBACK")
-        finally:
-            self._lock.release()

@@ -178,7 +178,11 @@ def roster_for(practitioner: str, patient: str, **care: Any) -> dict[str, Any]:
     }
 
 
-def make_clinic(tmp: Path, homeserver: Any, new_user: Callable[[str], tuple[str, str]], locale: str = "fr") -> Clinic:
+def make_clinic(
+    tmp: Path, homeserver: Any, new_user: Callable[[str], tuple[str, str]], locale: str = "fr",
+    database: str | None = None,
+) -> Clinic:
+    """A clinic on disk; `database`: a PostgreSQL URL for the store (None: SQLite in data/)."""
     bot = new_user("carebot")
     practitioner = new_user("drA")
     patient = new_user("patient")
@@ -193,6 +197,8 @@ def make_clinic(tmp: Path, homeserver: Any, new_user: Callable[[str], tuple[str,
         "locale": locale,
         "sync": {"timeout_ms": 2000},
     }
+    if database is not None:
+        config["storage"]["database"] = database
     config_path = tmp / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     clinic = Clinic(tmp, homeserver.url, bot, practitioner, patient, config_path)
@@ -224,6 +230,57 @@ async def running_bot(config_path: Path, ready_timeout: float = 60.0) -> AsyncIt
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+async def store_counts(config_path: Path, *tables: str) -> dict[str, int]:
+    """Row counts of store tables, read through the bot's own Store (SQLite or PostgreSQL)."""
+    from bot.store import Store
+
+    config = load_config(config_path)
+    store = await Store.for_config(
+        Path(config.storage.path), config.storage.database, config.storage.db_schema, config.bot.user_id
+    )
+    try:
+        return {t: int(await store.db.fetchval(f"SELECT count(*) FROM {t}")) for t in tables}
+    finally:
+        await store.close()
+
+
+async def outbox_rows(config_path: Path) -> list[tuple[int, str, dict[str, Any]]]:
+    """(id, txn id, content) of the bot's queued messages, read beside the running bot from
+    whichever store it uses (SQLite in WAL mode, or its PostgreSQL schema)."""
+    from bot.db import open_database, schema_for
+
+    config = load_config(config_path)
+    db = await open_database(
+        Path(config.storage.path), config.storage.database,
+        config.storage.db_schema or schema_for(config.bot.user_id),
+    )
+    try:
+        rows = await db.fetch("SELECT id, txn_id, content FROM outbox ORDER BY id")
+        return [(int(r[0]), str(r[1]), json.loads(r[2])) for r in rows]
+    finally:
+        await db.close()
+
+
+async def lose_database(config_path: Path) -> None:
+    """What losing the bot's database means on each store: the SQLite files, or the schema."""
+    config = load_config(config_path)
+    if config.storage.database is None:
+        data = Path(config.storage.path)
+        for suffix in ("", "-wal", "-shm"):
+            (data / f"carebot.db{suffix}").unlink(missing_ok=True)
+        assert not (data / "carebot.db").exists()
+        return
+    import asyncpg
+
+    from bot.db import schema_for
+
+    conn = await asyncpg.connect(config.storage.database)
+    try:
+        await conn.execute(f'DROP SCHEMA "{config.storage.db_schema or schema_for(config.bot.user_id)}" CASCADE')
+    finally:
+        await conn.close()
 
 
 class BotProcess:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from nio import RoomCreateResponse, RoomGetStateEventResponse, RoomGetStateResponse
 
-from tests.integration.helpers import NioUser, Seen, make_clinic, roster_for, running_bot
+from tests.integration.helpers import NioUser, Seen, lose_database, make_clinic, roster_for, running_bot
 
 pytestmark = pytest.mark.integration
 
@@ -126,8 +126,8 @@ async def _with_pin(patient: NioUser, room_id: str) -> dict[tuple[str, str], dic
 
 
 # 2 -----------------------------------------------------------------------------------------
-async def test_one_room_per_pair_across_restarts_and_database_loss(homeserver, new_user, tmp_path):
-    clinic = make_clinic(tmp_path, homeserver, new_user)
+async def test_one_room_per_pair_across_restarts_and_database_loss(homeserver, new_user, tmp_path, store_url):
+    clinic = make_clinic(tmp_path, homeserver, new_user, database=store_url)
     patient = await clinic.user(clinic.patient, "patient").start()
     bot_mxid = clinic.bot[0]
     try:
@@ -150,9 +150,7 @@ async def test_one_room_per_pair_across_restarts_and_database_loss(homeserver, n
 
         data = tmp_path / "data"
         assert (data / "session.json").exists() and (data / "crypto").is_dir()
-        for suffix in ("", "-wal", "-shm"):
-            (data / f"carebot.db{suffix}").unlink(missing_ok=True)
-        assert not (data / "carebot.db").exists()
+        await lose_database(clinic.config_path)
 
         async with running_bot(clinic.config_path) as bot:
             rooms = await bot.store.rooms()
@@ -413,3 +411,36 @@ async def test_a_patient_joining_after_the_practitioner_gets_the_banner_posted_a
     finally:
         await patient.close()
         await doc.close()
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not in {timeout} s")
+        await asyncio.sleep(0.1)
+
+
+async def test_a_patient_who_leaves_is_invited_again_to_the_same_room_at_the_next_reconciliation(
+    homeserver, new_user, tmp_path
+):
+    clinic = make_clinic(tmp_path, homeserver, new_user)
+    patient = await clinic.user(clinic.patient, "patient").start()
+    pat = clinic.patient[0]
+    try:
+        async with running_bot(clinic.config_path) as bot:
+            room_id = await patient.wait_room()
+            await patient.wait_for(lambda s: s.room_id == room_id and s.content.get("carebot.disclaimer") is True)
+            await patient.client.room_leave(room_id)
+            await _until(lambda: bot.store.needs_reinvite(room_id, pat), "the bot notes that the patient left")
+            patient.invites.clear()
+            await bot.reconcile()
+            await _until(lambda: _true(room_id in patient.invites), "the patient is invited again")
+            assert [r.room_id for r in await bot.store.rooms()] == [room_id]  # the same room, never a second
+            assert await bot.store.pending_reinvites() == set()
+    finally:
+        await patient.close()
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import sqlite3
 import time
 
 import pytest
 import yaml
 
 from bot.devserver import Homeserver
-from tests.integration.helpers import BotProcess, CuttableProxy, make_clinic, replying_to, running_bot
+from tests.integration.helpers import (
+    BotProcess, CuttableProxy, make_clinic, outbox_rows, replying_to, running_bot, store_counts,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -39,33 +38,36 @@ async def _count_after_barrier(patient, room_id: str, event_id: str) -> int:
     return sum(1 for s in patient.seen if replying_to(event_id)(s))
 
 
-def _outbox(db_path) -> list[dict]:
-    """The contents of the bot's queued messages, read beside the running bot (WAL)."""
-    with contextlib.closing(sqlite3.connect(db_path)) as db:
-        return [json.loads(c) for (c,) in db.execute("SELECT content FROM outbox ORDER BY id")]
+async def _outbox(config_path) -> list[dict]:
+    """The contents of the bot's queued messages, read beside the running bot (either store)."""
+    return [c for _, _, c in await outbox_rows(config_path)]
 
 
 def _replies_to(event_id: str, contents: list[dict]) -> int:
     return sum(1 for c in contents if c.get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id)
 
 
-async def _outbox_drained(db_path, bot: BotProcess, timeout: float = 30.0) -> None:
+async def _outbox_drained(config_path, bot: BotProcess, timeout: float = 30.0) -> None:
     """Wait until the running bot has sent, and recorded as sent, everything queued so far.
     Stopping the bot earlier leaves queued what it had not started (by design: sent at the
     next start), e.g. the practitioner's warning about the patient's unsigned device, queued
     just after the message that revealed it."""
+    async def drained() -> None:
+        while await _outbox(config_path):
+            await asyncio.sleep(0.2)
+
     try:
-        await wait_until(lambda: not _outbox(db_path), timeout)
+        await asyncio.wait_for(drained(), timeout)
     except asyncio.TimeoutError:
-        raise AssertionError(f"outbox not drained in {timeout}s: {_outbox(db_path)}\n" + "\n".join(bot.lines[-30:])) from None
+        raise AssertionError(f"outbox not drained in {timeout}s: {await _outbox(config_path)}\n" + "\n".join(bot.lines[-30:])) from None
 
 
 @pytest.mark.parametrize("crash_at", ["after_commit", "after_send"])
 async def test_sigkill_between_receiving_and_replying_loses_nothing_and_repeats_nothing(
-    homeserver, new_user, tmp_path, crash_at
+    homeserver, new_user, tmp_path, crash_at, store_url
 ):
-    clinic = make_clinic(tmp_path, homeserver, new_user)
-    db_path = tmp_path / "data" / "carebot.db"
+    clinic = make_clinic(tmp_path, homeserver, new_user, database=store_url)
+    db_path = clinic.config_path  # the store is read through the config: SQLite or PostgreSQL
     patient = await clinic.user(clinic.patient, "patient").start()
     try:
         bot = await BotProcess(clinic.config_path).start()
@@ -80,7 +82,8 @@ async def test_sigkill_between_receiving_and_replying_loses_nothing_and_repeats_
         ask = await patient.send(room_id, "!renouveler Levothyroxine 75 µg")
         assert await bot.wait_exit() == -9  # killed at the crash point
         # Killed with the reply queued (after_commit: not sent; after_send: sent, not noted).
-        assert _replies_to(ask, _outbox(db_path)) == 1, _outbox(db_path)
+        queued = await _outbox(db_path)
+        assert _replies_to(ask, queued) == 1, queued
         if crash_at == "after_send":
             await patient.wait_for(replying_to(ask))  # it did reach the homeserver
 
@@ -90,9 +93,8 @@ async def test_sigkill_between_receiving_and_replying_loses_nothing_and_repeats_
         assert await _count_after_barrier(patient, room_id, ask) == 1
         await _outbox_drained(db_path, bot)
         await bot.stop()
-        db = sqlite3.connect(db_path)
-        assert db.execute("SELECT count(*) FROM requests").fetchone()[0] == 1
-        left = db.execute("SELECT id, txn_id, content FROM outbox").fetchall()
+        assert (await store_counts(clinic.config_path, "requests"))["requests"] == 1
+        left = await outbox_rows(clinic.config_path)
         assert left == [], "\n".join(map(str, left)) + "\n" + "\n".join(bot.lines[-60:])
     finally:
         await patient.close()

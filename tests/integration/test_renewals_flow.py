@@ -17,8 +17,8 @@ def renewal(s) -> dict:
     return s.content.get("carebot.renewal", {})
 
 
-async def test_request_approve_deny_cancel_and_authorization(homeserver, new_user, tmp_path):
-    clinic = make_clinic(tmp_path, homeserver, new_user)
+async def test_request_approve_deny_cancel_and_authorization(homeserver, new_user, tmp_path, store_url):
+    clinic = make_clinic(tmp_path, homeserver, new_user, database=store_url)
     other_doc = new_user("drB")
     recent = (dt.date.today() - dt.timedelta(days=20)).isoformat()
     clinic.write_roster(

@@ -17,7 +17,7 @@ async def _store_with_history(path):
             medication="Levothyroxine 75 µg", medication_key="levothyroxine 75 µg", status="pending",
         )
         await store.decide(old.id, "approved", None, "dr-a")
-        await store._db.execute("UPDATE requests SET decided_at = ? WHERE id = ?", (time.time() - 40 * 86400, old.id))
+        await store.db.execute("UPDATE requests SET decided_at = $1 WHERE id = $2", time.time() - 40 * 86400, old.id)
         await store.add_request(
             event_id="$new", room_id="!r", patient_id="pat-1", practitioner_id="dr-a",
             medication="Metformine 500 mg", medication_key="metformine 500 mg", status="pending",

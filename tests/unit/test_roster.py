@@ -122,3 +122,28 @@ def test_roster_objects_are_frozen(tmp_path: Path):
     pair = roster.verified_pairs()[0]
     with pytest.raises(Exception):
         pair.patient = roster.patients[1]  # type: ignore[misc]
+
+
+def test_a_bot_serving_some_practitioners_sees_only_their_pairs():
+    from bot.care.roster import Roster
+
+    data = {
+        "practitioners": [
+            {"id": f"dr-{x}", "matrix_id": f"@dr{x}:clinic.example", "display_name": f"Dr {x}", "messaging": True}
+            for x in "abc"
+        ],
+        "patients": [
+            {"id": "pat-1", "matrix_id": "@p1:clinic.example", "display_name": "P1",
+             "care": [{"practitioner": "dr-a", "last_consultation": "2026-01-02"},
+                      {"practitioner": "dr-b", "last_consultation": "2026-01-02"}]},
+            {"id": "pat-2", "matrix_id": "@p2:clinic.example", "display_name": "P2",
+             "care": [{"practitioner": "dr-c", "last_consultation": "2026-01-02"}]},
+        ],
+    }
+    roster = Roster.model_validate(data)
+    mine = roster.restricted_to(["dr-a", "dr-c"])
+    assert {(p.patient.id, p.practitioner.id) for p in mine.verified_pairs()} == {("pat-1", "dr-a"), ("pat-2", "dr-c")}
+    assert mine.practitioner("dr-b") is None and mine.pair("pat-1", "dr-b") is None
+    only_b = roster.restricted_to(["dr-b"])
+    assert only_b.patient("pat-2") is None and not only_b.is_known("@p2:clinic.example")
+    assert roster.restricted_to(None) is roster

@@ -25,8 +25,8 @@ async def test_newer_database_is_refused_untouched(tmp_path):
     assert con.execute("PRAGMA user_version").fetchone()[0] == LATEST + 5
 
 
-async def test_failed_transaction_leaves_nothing(tmp_path):
-    store = await Store.open(tmp_path / "db")
+async def test_failed_transaction_leaves_nothing(open_store):
+    store = await open_store()
     with pytest.raises(RuntimeError):
         async with store.transaction():
             await store.mark_processed("$e1", "!r")
@@ -38,8 +38,8 @@ async def test_failed_transaction_leaves_nothing(tmp_path):
     await store.close()
 
 
-async def test_request_decided_once(tmp_path):
-    store = await Store.open(tmp_path / "db")
+async def test_request_decided_once(open_store):
+    store = await open_store()
     async with store.transaction():
         req = await store.add_request(
             event_id="$e", room_id="!r", patient_id="pat-1", practitioner_id="dr-a",
@@ -54,8 +54,8 @@ async def test_request_decided_once(tmp_path):
     await store.close()
 
 
-async def test_outbox_is_idempotent_by_transaction_id(tmp_path):
-    store = await Store.open(tmp_path / "db")
+async def test_outbox_is_idempotent_by_transaction_id(open_store):
+    store = await open_store()
     async with store.transaction():
         await store.enqueue("txn-1", "!r", {"body": "a"})
         await store.enqueue("txn-1", "!r", {"body": "a"})
@@ -67,23 +67,92 @@ async def test_outbox_is_idempotent_by_transaction_id(tmp_path):
     await store.close()
 
 
-async def test_audit_is_append_only(tmp_path):
-    store = await Store.open(tmp_path / "db")
+async def test_audit_is_append_only(open_store):
+    store = await open_store()
     async with store.transaction():
         await store.audit("bot", "room.created", "pat-1/dr-a")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(Exception, match="append-only"):  # sqlite3.IntegrityError / asyncpg RaiseError
         async with store.transaction():
-            await store._db.execute("DELETE FROM audit")
+            await store.db.execute("DELETE FROM audit")
     assert len(await store.audit_since(0)) == 1
     await store.close()
 
 
-async def test_the_outbox_never_reads_a_row_of_a_transaction_that_rolls_back(tmp_path):
+async def test_newer_postgresql_schema_is_refused_untouched(pg_url, tmp_path):
+    first = await Store.for_config(tmp_path, pg_url, "carebot_x", "@carebot:test")
+    await first.db.set_schema_version(LATEST + 5)
+    await first.close()
+    with pytest.raises(StoreError, match="newer than this carebot"):
+        await Store.for_config(tmp_path, pg_url, "carebot_x", "@carebot:test")
+    again = await __import__("bot.db", fromlist=["open_database"]).open_database(tmp_path, pg_url, "carebot_x")
+    assert await again.schema_version() == LATEST + 5
+    await again.close()
+
+
+async def test_key_value_prefix_lookup_and_workflow_tables_work_on_both_stores(open_store):
+    store = await open_store()
+    async with store.transaction():
+        await store.set("a:1", "x")
+        await store.set("a:2", "y")
+        await store.set("b:1", "z")
+        await store.set("a:1", "x2")
+        await store.save_pending_banner("!r", "first_member", {"body": "banner"})
+        await store.need_reinvite("!r", "@p:x")
+        await store.need_reinvite("!r", "@p:x")
+        await store.mark_warned("!r", "@p:x", "DEV")
+        await store.add_undecryptable("$e", "!r", 123.5, {"type": "m.room.encrypted"})
+        await store.add_undecryptable("$e", "!r", 999.0, {"type": "m.room.encrypted"})
+    assert await store.items("a:") == [("a:1", "x2"), ("a:2", "y")]
+    assert await store.pending_banner("!r", "first_member") == {"body": "banner"}
+    assert await store.needs_reinvite("!r", "@p:x") and not await store.needs_reinvite("!r", "@q:x")
+    assert await store.pending_reinvites() == {("!r", "@p:x")}
+    assert await store.was_warned("!r", "@p:x", "DEV")
+    (waiting,) = await store.undecryptables()
+    assert waiting.deadline == 123.5  # the second sighting kept the first deadline
+    snap = await store.ops_snapshot()
+    assert snap.undecryptable_waiting == 1 and snap.outbox_depth == 0
+    await store.close()
+
+
+async def test_the_in_memory_outbox_and_rooms_follow_only_what_was_committed(open_store):
+    store = await open_store()
+    with pytest.raises(RuntimeError):
+        async with store.transaction():
+            await store.enqueue("txn-lost", "!r", {"body": "rolled back"})
+            await store.save_room("!r", "pat-1", "dr-a")
+            raise RuntimeError("crash before commit")
+    assert await store.outbox() == [] and await store.room("!r") is None
+    async with store.transaction():
+        await store.save_room("!r", "pat-1", "dr-a")
+        await store.enqueue("txn-1", "!r", {"body": "a"})
+        await store.enqueue("txn-2", "!r", {"body": "b"})
+    assert [i.txn_id for i in await store.outbox()] == ["txn-1", "txn-2"]
+    assert [i.txn_id for i in await store.outbox(limit=1)] == ["txn-1"]
+    assert (await store.room("!r")).state == "active"  # now cached
+    async with store.transaction():
+        await store.set_room_state("!r", "closed")
+    assert (await store.room("!r")).state == "closed"  # the write replaced the cached record
+    with pytest.raises(RuntimeError):
+        async with store.transaction():
+            await store.set_room_state("!r", "active")
+            raise RuntimeError("rolled back")
+    assert (await store.room("!r")).state == "closed"
+    first = (await store.outbox())[0]
+    async with store.transaction():
+        await store.sent(first.id)
+    assert [i.txn_id for i in await store.outbox()] == ["txn-2"]
+    await store.close()
+    reopened = await open_store()  # what a restart finds: the same, read from the database
+    assert [(i.txn_id, i.content) for i in await reopened.outbox()] == [("txn-2", {"body": "b"})]
+    await reopened.close()
+
+
+async def test_the_outbox_never_reads_a_row_of_a_transaction_that_rolls_back(open_store):
     """One connection serves every statement: a read outside the transaction lock would see
     (and the outbox would send) a reply queued by a transaction that is then cancelled."""
     import asyncio
 
-    store = await Store.open(tmp_path / "db")
+    store = await open_store()
     try:
         reader: asyncio.Task | None = None
         with pytest.raises(asyncio.CancelledError):
