@@ -119,9 +119,10 @@ def banner(hs: Homeserver, passwords: dict[str, str], config: Path) -> str:
             continue
         lines.append(f"    {hs.user_id(name):<22} password {passwords[name]:<20} {role}")
     lines += [
-        "  The bot invites the patient and the practitioner to their private room.",
-        "  Try, as the patient: !aide   !renouveler Levothyroxine 75 µg   !statut",
-        "  and as the practitioner: !attente   !accepter R1 Ordonnance prête",
+        "  The bot invites the patient and the practitioner to their private room, and the",
+        "  practitioner to a Space holding her patients' rooms and her desk ('Bureau — …').",
+        "  Try, as the patient: !aide   !renouveler Levothyrox 75   !statut",
+        "  and as the practitioner, in the desk: !attente   !accepter R1 Ordonnance prête",
         "  Ctrl-C stops the bot and the homeserver. `make run` again reuses them.",
         "",
     ]
