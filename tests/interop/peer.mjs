@@ -53,6 +53,7 @@ const SYNC_POLL_MS = 2000;
 let client = null;
 let password = null;
 const timelines = new Map(); // roomId -> MatrixEvent[] (in arrival order)
+const syncNotes = new Map(); // roomId -> the last few /sync summaries for it (see noteSync)
 const reportedInvites = new Set();
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -70,6 +71,30 @@ function traceSync(state, prev, data) {
     syncTrace.syncs += 1;
     syncTrace.lastAt = now;
 }
+// Per room: the section (invite/join/leave), our own member events in `state` and `timeline`
+// (id:membership), whether the timeline was limited, and the timeline's types in order.
+function noteSync(me, since, body) {
+    const rooms = body?.rooms ?? {};
+    const mine = (evs) => (evs ?? []).filter((e) => e.type === "m.room.member" && e.state_key === me)
+        .map((e) => `${e.event_id ?? "stripped"}:${e.content?.membership}`);
+    for (const section of ["invite", "join", "leave"]) {
+        for (const [roomId, o] of Object.entries(rooms[section] ?? {})) {
+            const tl = o.timeline?.events ?? [];
+            const note = section === "invite"
+                ? { section, since, mine: mine(o.invite_state?.events) }
+                : {
+                      section, since, state: mine(o.state?.events), timeline: mine(tl), limited: Boolean(o.timeline?.limited),
+                      types: tl.map((e) => `${e.type}${e.state_key === me ? "(me)" : ""}`),
+                  };
+            let list = syncNotes.get(roomId);
+            if (!list) syncNotes.set(roomId, (list = []));
+            list.push(note);
+            if (list.length > 6) list.shift();
+            if (process.env.PEER_TRACE_SYNC) toStderr(`[sync-trace] ${new Date().toISOString()} ${roomId} ${JSON.stringify(note)}`);
+        }
+    }
+}
+
 function syncStatus() {
     const ago = syncTrace.lastAt === null ? "never" : `${Date.now() - syncTrace.lastAt} ms ago`;
     return `sync state ${syncTrace.state}, ${syncTrace.syncs} syncs, last ${ago}` +
@@ -181,6 +206,26 @@ function roomSummary(room) {
     };
 }
 
+// A join the sdk never shows: the server's word on our membership, the sdk's own state, and
+// what the last syncs said about the room.
+async function joinEvidence(roomId) {
+    const me = client.getUserId();
+    let server;
+    try {
+        server = (await client.getStateEvent(roomId, "m.room.member", me))?.membership;
+    } catch (e) {
+        server = `unreadable (${e?.errcode ?? e})`;
+    }
+    const room = client.getRoom(roomId);
+    const own = room?.currentState.getStateEvents("m.room.member", me);
+    const sdkView = room && {
+        membership: room.getMyMembership(),
+        ownMemberEvent: own ? `${own.getId()}:${own.getContent()?.membership}` : null,
+        liveTimeline: room.getLiveTimeline().getEvents().map((e) => `${e.getType()}${e.getStateKey() === me ? "(me)" : ""}`),
+    };
+    return `server membership: ${server}; sdk: ${JSON.stringify(sdkView)}; syncs: ${JSON.stringify(syncNotes.get(roomId) ?? [])}`;
+}
+
 const handlers = {
     async ping() {
         return { pong: true, sdk: SDK_VERSION, cryptoWasm: CRYPTO_WASM_VERSION, node: process.version };
@@ -195,8 +240,23 @@ const handlers = {
             initial_device_display_name: deviceName ?? "js-peer",
         });
         password = pw;
+        const me = resp.user_id;
+        // What each /sync said about our membership, per room (the last few), for failure
+        // messages: a join that never shows must be told apart from a server that never sent it.
+        const traceFetch = async (url, init) => {
+            const r = await fetch(url, init);
+            if (String(url).includes("/sync")) {
+                try {
+                    noteSync(me, new URL(String(url)).searchParams.get("since"), await r.clone().json());
+                } catch {
+                    // not JSON (an error page): the sdk reports it
+                }
+            }
+            return r;
+        };
         client = sdk.createClient({
             baseUrl,
+            fetchFn: traceFetch,
             userId: resp.user_id,
             deviceId: resp.device_id,
             accessToken: resp.access_token,
@@ -306,8 +366,12 @@ const handlers = {
         need(client, "not logged in");
         await client.joinRoom(roomId);
         toStderr(`[peer] ${new Date().toISOString()} joined ${roomId} (server said ok)`);
-        await until(`join of ${roomId} in sync`, timeoutMs, () => client.getRoom(roomId)?.getMyMembership() === "join", 100,
-            () => `membership seen: ${client.getRoom(roomId)?.getMyMembership() ?? "no such room"}`);
+        try {
+            await until(`join of ${roomId} in sync`, timeoutMs, () => client.getRoom(roomId)?.getMyMembership() === "join", 100,
+                () => `membership seen: ${client.getRoom(roomId)?.getMyMembership() ?? "no such room"}`);
+        } catch (e) {
+            throw new Error(`${e.message}\n${await joinEvidence(roomId)}`);
+        }
         toStderr(`[peer] ${new Date().toISOString()} join of ${roomId} seen in sync`);
         return { roomId };
     },
