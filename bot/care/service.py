@@ -172,7 +172,10 @@ class CareService:
         event_id: str,
         room_id: str,
         today: dt.date | None = None,
+        *,
+        flood_checked: bool = False,
     ) -> list[Reply]:
+        # `flood_checked`: the caller (the desk) already counted this command toward the limit.
         # Free text and notices: the roster locale. A command's answer: the command word's language.
         roster_locale = care.locale_of(pair, pair.patient.matrix_id if role == "patient" else pair.practitioner.matrix_id)
         locale = roster_locale
@@ -193,7 +196,7 @@ class CareService:
             return replies  # a message for the practitioner: nothing to add
         locale = parsed.locale or roster_locale
         who = pair.patient.id if role == "patient" else pair.practitioner.id
-        over, tell = self._flooding(care, who) if self._counts(parsed) else (False, False)
+        over, tell = self._flooding(care, who) if self._counts(parsed) and not flood_checked else (False, False)
         if over:
             # A renewal request is never dropped in silence: each one is told to come again.
             if parsed.name == "renew":

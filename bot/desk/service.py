@@ -104,10 +104,11 @@ class DeskService:
             return out
         t = self.text(care, practitioner, parsed.locale)
         counted = parsed.name not in (None, "help")  # as in pair rooms: help and typos are free
-        over, tell = self.care_service._flooding(care, practitioner.id) if counted else (False, False)  # noqa: SLF001 - one limiter per person
+        over, _ = self.care_service._flooding(care, practitioner.id) if counted else (False, False)  # noqa: SLF001 - one limiter per person
         if over:
-            if tell:
-                out.desk.append(DeskPost(self.text(care, practitioner).get("flood_limited")))
+            # Every refused command is told (a decision dropped in silence would be believed made),
+            # in the practitioner's words, naming the command.
+            out.desk.append(DeskPost(t.get("desk_flood_limited", command="!" + cmd.spec(str(parsed.name)).display_name(t.locale))))
             return out
         if isinstance(parsed, cmd.CommandError):
             out.desk.append(DeskPost(self.care_service._error_text(care, parsed, t.locale)))  # noqa: SLF001
@@ -147,7 +148,7 @@ class DeskService:
         if req is None or pair is None:
             out.desk.append(DeskPost(t.get("desk_unknown_request", id=rid)))  # other practitioners' ids stay unknown
             return
-        replies = await self.care_service.handle_message(care, pair, "practitioner", body, event_id, req.room_id)
+        replies = await self.care_service.handle_message(care, pair, "practitioner", body, event_id, req.room_id, flood_checked=True)
         after = await self.store.request(req.id)
         line = (await self.lines(care, practitioner, [after]))[0]
         if req.status == Status.PENDING.value and after.status != Status.PENDING.value:

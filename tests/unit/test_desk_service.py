@@ -256,3 +256,26 @@ async def test_desk_answers_in_the_language_of_the_command_word(env: Env) -> Non
     assert (await env.at_desk("!attente")).desk[0].text.startswith("Demandes en attente de vos patients (1)")
     assert (await env.at_desk("!help")).desk[0].text.startswith("Your desk:")
     assert "Monday, 7 December 2026" in (await env.at_desk("!away 2026-12-07")).desk[0].text
+
+
+async def test_a_decision_from_the_desk_counts_once_toward_the_flood_limit(env: Env) -> None:
+    # The desk checks the limit, then hands the decision to the care service: counting it
+    # there again let a practitioner make only half the decisions the limit allows.
+    limit = env.care.flood_per_minute
+    for n in range(limit):
+        await env.renew("pat-0001" if n % 2 == 0 else "pat-0004")
+        out = await env.at_desk(f"!accepter R{n + 1}")
+        assert len(out.pair) == 1, (n, [p.text for p in out.desk])
+
+
+async def test_the_desk_flood_notice_is_written_for_the_practitioner_and_every_refused_command_is_told(env: Env) -> None:
+    limit = env.care.flood_per_minute
+    for _ in range(limit):
+        await env.at_desk("!attente")
+    first = await env.at_desk("!pending")
+    second = await env.at_desk("!back")
+    for out, command in ((first, "!pending"), (second, "!back")):
+        [post] = out.desk
+        assert command in post.text and "minute" in post.text, post.text
+        assert "praticien" not in post.text and "practitioner" not in post.text  # not the patient's text
+    assert first.desk[0].text.startswith("You sent")  # in the language of the command word
