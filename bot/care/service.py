@@ -183,9 +183,14 @@ class CareService:
         replies: list[Reply] = []
         if role == "patient" and care.lexicon.matches(body[: care.max_chars * 4]):
             doc_locale = care.locale_of(pair, pair.practitioner.matrix_id)
+            # Written in another language than the roster's (its own emergency words): the
+            # numbers in that language too, after the roster's — nobody must have to guess.
+            notice_text = "\n\n".join(
+                t.get("emergency_notice", lang) for lang in [locale, *sorted(care.lexicon.languages(body[: care.max_chars * 4]) - {locale})]
+            )
             replies.append(
                 Reply(
-                    t.get("emergency_notice", locale),
+                    notice_text,
                     emergency=True,
                     for_practitioner=t.get("emergency_for_practitioner", doc_locale),
                 )
