@@ -39,6 +39,10 @@ class DeskPost:
     request: Any = None  # the request it is about: content carries carebot.renewal / carebot.patient
     status: str | None = None  # the request's status as told (default: its current status)
     link: str | None = None  # a permalink in the text, made clickable
+    # An alert (a possible emergency): sent as m.text mentioning the practitioner, because the
+    # default push rules silence every m.notice (.m.rule.suppress_notices comes before the
+    # mention rules) — as a notice it would never ring.
+    alert: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,7 @@ class DeskService:
 
     def emergency(self, care: CareContext, pair: Pair, room_id: str, event_id: str) -> DeskPost:
         link = permalink(room_id, event_id, self.via)
-        return DeskPost(self.text(care, pair.practitioner).emergency(pair.patient.display_name, link), link=link)
+        return DeskPost(self.text(care, pair.practitioner).emergency(pair.patient.display_name, link), link=link, alert=True)
 
     def elsewhere(self, care: CareContext, pair: Pair, request: Any, role_locale: str) -> Reply:
         link = permalink(request.room_id, request.event_id, self.via)

@@ -207,6 +207,10 @@ async def test_the_patient_never_reads_practitioner_instructions(scenario: Scena
     assert "15" in numbers["content"]["body"] and s.doc.user_id in numbers["content"]["m.mentions"]["user_ids"]
     flagged = await wait_js_event(s.doc, s.desk, lambda e: _bot_notice(s)(e) and str(e["content"]["body"]).startswith("⚠️ Alice Dupont"), "emergency in the desk")
     assert s.rooms["pat-01"].lstrip("!")[:8] in flagged["content"]["body"]
+    # …and it rings: Element's push rules, evaluated on the decrypted event, notify and highlight
+    # (a notice would be silenced by .m.rule.suppress_notices, mention or not).
+    push = {e["eventId"]: e for e in (await s.doc.call("pushDetails", roomId=s.desk))["events"]}[flagged["eventId"]]
+    assert push["notify"] and push["highlight"] and push["rule"] == ".m.rule.is_user_mention", push
     # Asked for help in a patient's room, the practitioner is pointed to the desk.
     asked = await s.doc.send(s.rooms["pat-01"], "!aide")
     pointer = await wait_js_event(s.doc, s.rooms["pat-01"], lambda e: e["sender"] == s.bot_id and js_reply_to(e) == asked and e.get("decrypted"), "help pointing to the desk")

@@ -279,3 +279,10 @@ async def test_the_desk_flood_notice_is_written_for_the_practitioner_and_every_r
         assert command in post.text and "minute" in post.text, post.text
         assert "praticien" not in post.text and "practitioner" not in post.text  # not the patient's text
     assert first.desk[0].text.startswith("You sent")  # in the language of the command word
+
+
+async def test_the_emergency_heads_up_in_the_desk_is_an_alert_and_a_new_request_is_not(env: Env) -> None:
+    post = env.desk.emergency(env.care, env.pair("pat-0001"), ROOMS["pat-0001"], "$e1")
+    assert post.alert and post.text.startswith("⚠️ Alice Dupont")
+    req = await env.renew("pat-0001")
+    assert not (await env.desk.new_request(env.care, env.pair("pat-0001"), req)).alert
