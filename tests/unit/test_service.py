@@ -398,6 +398,7 @@ async def test_an_emergency_written_in_the_other_language_gets_the_numbers_in_bo
     # emergency numbers in a language she may not read. Roster language first.
     r = await env.one("patient", "I have chest pain since this morning")
     assert r.emergency and r.text == env.t("emergency_notice", "fr") + "\n\n" + env.t("emergency_notice", "en")
+    assert (await env.one("patient", "I have suicidal thoughts")).text == r.text
     # A word both lists share ("suicide") says nothing of the language: the roster's only.
     assert (await env.one("patient", "suicide")).text == env.t("emergency_notice", "fr")
     assert (await env.one("patient", "une douleur thoracique")).text == env.t("emergency_notice", "fr")
