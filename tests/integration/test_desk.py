@@ -278,7 +278,7 @@ async def test_absence_tells_writing_patients_once_a_day_and_requests_still_queu
     room = s.rooms["pat-02"]
     n = len(s.alice2.seen)
     await s.alice2.send(room, "Bonjour docteur")
-    notice = await s.alice2.wait_for(lambda m: m.sender == s.bot_id and "jusqu'au" in str(m.content.get("body", "")), after=n)
+    notice = await s.alice2.wait_for(lambda m: m.sender == s.bot_id and "retour prévu le" in str(m.content.get("body", "")), after=n)
     assert "Le Dr Bernard me remplace" in notice.content["body"] and "15" in notice.content["body"]
     for r in await s.bot.store.open_requests("pat-02"):  # a fresh request, not a duplicate
         cancel = await s.alice2.send(room, f"!annuler R{r.id}")
@@ -287,7 +287,7 @@ async def test_absence_tells_writing_patients_once_a_day_and_requests_still_queu
     queued = await s.alice2.wait_for(replying_to(ask), after=n)
     rid = queued.content["carebot.renewal"]["id"]
     await wait_js_event(s.doc, s.desk, lambda e: _bot_notice(s)(e) and (e["content"].get("carebot.renewal") or {}).get("id") == rid, "request queued in the desk")
-    absence_notices = [m for m in s.alice2.seen[n:] if m.sender == s.bot_id and "jusqu'au" in str(m.content.get("body", ""))]
+    absence_notices = [m for m in s.alice2.seen[n:] if m.sender == s.bot_id and "retour prévu le" in str(m.content.get("body", ""))]
     assert len(absence_notices) == 1, "one notice a day"
     listing = (await s.desk_reply("!attente", "listing during the absence"))["content"]["body"]
     assert listing.startswith("Absence en cours"), listing

@@ -186,7 +186,10 @@ async def test_away_and_back(env: Env) -> None:
     assert listing.startswith("Absence en cours : retour le lundi 7 décembre 2026")
     alice = env.pair("pat-0001")
     first = await env.desk.absence_reply(env.care, alice, env.clock())
-    assert first is not None and "jusqu'au lundi 7 décembre 2026" in first.text and "15" in first.text
+    # The day typed is the return day: the patient reads it as such (not "jusqu'au", which
+    # would read as away that day too).
+    assert first is not None and "retour prévu le lundi 7 décembre 2026" in first.text and "15" in first.text
+    assert "jusqu'au" not in first.text
     assert "Le Dr Bernard me remplace" in first.text
     assert await env.desk.absence_reply(env.care, alice, env.clock()) is None  # once a day
     env.clock.at += dt.timedelta(days=1)
