@@ -250,6 +250,8 @@ def test_a_long_listing_shows_the_oldest_and_counts_the_rest(env: Env) -> None:
     assert text.splitlines()[0].startswith("Demandes en attente de vos patients (300)")
     assert "• R1 — P1" in text and f"• R{MAX_LISTED} — " in text and f"• R{MAX_LISTED + 1} — " not in text
     assert text.endswith(f"… et {300 - MAX_LISTED} autres, plus récentes.")
+    english = DeskText(env.care.texts, "en").listing(lines, now, env.turnaround)
+    assert english.endswith(f"… and {300 - MAX_LISTED} newer ones.")
     assert len(text.encode()) < 16000
 
 
