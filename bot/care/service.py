@@ -7,6 +7,7 @@ answers and marks the event handled, so a request is recorded exactly once with 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import time
@@ -34,6 +35,9 @@ class Reply:
     for_practitioner: str | None = None  # a line addressed to the practitioner, who is mentioned
     emergency: bool = False
     disclaimer: bool = False
+    # The practitioner's decision: sent so the patient's client notifies her (m.text; Element
+    # silences m.notice). Its first line, on a lock screen, names no medication (texts.py).
+    notify: bool = False
 
     @property
     def mention_practitioner(self) -> bool:
@@ -358,7 +362,8 @@ class CareService:
             text = t.get("renewal_denied", patient_locale, id=rid, medication=req.medication, reason=shown(note or ""))
         else:
             text = t.get("renewal_cancelled", patient_locale, id=rid, medication=req.medication)
-        return [Reply(text, renewal=(rid, status.value, req.medication, ()))]
+        notify = status is not Status.CANCELLED  # the answer she waits for; her own !cancel stays quiet
+        return [Reply(text, renewal=(rid, status.value, req.medication, ()), notify=notify)]
 
     async def decide_from_clinic(self, care: CareContext, pair: Pair, request_id: int, status: Status, note: str | None, room_id: str) -> list[Reply]:
         """A decision made in the clinic's software (the FHIR bridge): the same path as
@@ -369,7 +374,7 @@ class CareService:
         if replies and replies[0].renewal is not None and replies[0].renewal[1] == status.value:
             doc_locale = care.locale_of(pair, pair.practitioner.matrix_id)
             told = care.texts.get("clinic_decision_for_practitioner", doc_locale, id=format_id(request_id), state=care.texts.get("state_" + status.value, doc_locale))
-            replies[0] = Reply(replies[0].text, renewal=replies[0].renewal, for_practitioner=told)
+            replies[0] = dataclasses.replace(replies[0], for_practitioner=told)
         return replies
 
     async def _cancel(self, care: CareContext, pair: Pair, c: cmd.Command, locale: str, event_id: str, room_id: str, today: dt.date) -> list[Reply]:

@@ -31,6 +31,12 @@ REQUIRED_NUMBERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     }
 )
 
+# The practitioner's decision notifies the patient: its first line, shown on a lock screen,
+# must not carry what the bot fills in from the request (medication, note, reason).
+FIRST_LINE_PRIVATE: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {key: ("medication", "note", "reason") for key in ("renewal_approved", "renewal_approved_note", "renewal_denied")}
+)
+
 
 def placeholders(template: str) -> set[str]:
     """{names} used by a str.format template; ValueError if its braces are malformed."""
@@ -131,6 +137,10 @@ def _read(doc: YamlDoc, base: Mapping[str, Mapping[str, str]] | None) -> tuple[d
             for number in REQUIRED_NUMBERS.get(key_s, ()):
                 if not _has_number(template, number):
                     errors.append(doc.error(where, f"must mention the emergency number {number}. Add it back."))
+            on_first = placeholders(template.split("\n", 1)[0]) & set(FIRST_LINE_PRIVATE.get(key_s, ()))
+            if on_first:
+                names = ", ".join("{" + p + "}" for p in sorted(on_first))
+                errors.append(doc.error(where, f"{names} on the first line, which a phone shows on its lock screen. Move it to a later line (use |-)."))
             table[key_s][lang] = template
         if base is None:
             for lang in LOCALES:

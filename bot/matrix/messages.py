@@ -1,4 +1,5 @@
-"""Turn the bot's answers into Matrix event contents: m.notice, plain + HTML, replies, mentions.
+"""Turn the bot's answers into Matrix event contents: m.notice (m.text when the reader must be
+notified), plain + HTML, replies, mentions.
 
 Text from users (a medication, a note, a reason) is escaped in the HTML body. Plain bodies are
 what clients without HTML show; both say the same thing.
@@ -48,8 +49,10 @@ def notice(
     mentions: Sequence[tuple[str, str]] = (),
     addressed: tuple[str, str, str] | None = None,
     extra: dict[str, Any] | None = None,
+    notify: bool = False,
 ) -> dict[str, Any]:
-    """An m.notice.
+    """An m.notice, or an m.text with `notify`: Element's default push rules silence every
+    m.notice (.m.rule.suppress_notices), so what a reader must be told of is m.text.
 
     `mentions` are (user id, label) pairs put in front and in m.mentions. `addressed` is
     (user id, label, text): a last paragraph for one person, who is mentioned — e.g. the
@@ -68,7 +71,7 @@ def notice(
         formatted += f"<br><br>{mention_pill(user_id, label)}: {to_html(text)}"
         mentioned.append(user_id)
     content: dict[str, Any] = {
-        "msgtype": "m.notice",
+        "msgtype": "m.text" if notify else "m.notice",
         "body": body,
         "format": HTML_FORMAT,
         "formatted_body": formatted,

@@ -39,7 +39,7 @@ def reply_content(reply: Reply, pair: Pair, reply_to: str | None, thread_root: s
         extra["carebot.emergency"] = True
     if reply.disclaimer:
         extra["carebot.disclaimer"] = True
-    content = notice(reply.text, reply_to=reply_to, thread_root=thread_root, addressed=addressed, extra=extra)
+    content = notice(reply.text, reply_to=reply_to, thread_root=thread_root, addressed=addressed, extra=extra, notify=reply.notify)
     content[TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
     return content
 

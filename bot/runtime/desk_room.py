@@ -41,7 +41,7 @@ def pair_content(reply: Reply, pair: Pair, reply_to: str | None, thread_root: st
         extra["carebot.emergency"] = True
     if reply.disclaimer:
         extra["carebot.disclaimer"] = True
-    content = notice(reply.text, reply_to=reply_to, thread_root=thread_root, extra=extra)
+    content = notice(reply.text, reply_to=reply_to, thread_root=thread_root, extra=extra, notify=reply.notify)
     if reply.for_practitioner is not None:
         content["m.mentions"] = {"user_ids": [pair.practitioner.matrix_id]}
     content[TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]

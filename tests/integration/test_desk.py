@@ -197,6 +197,14 @@ async def test_new_requests_reach_the_desk_and_are_listed_and_decided_there(scen
     )
     assert js_reply_to(approved) == request_event and "Ordonnance prête" in approved["content"]["body"]
     assert (await s.bot.store.request(int(rid[1:]))).status == "approved"
+    # The decision rings on the patient's Element (default push rules, evaluated on the decrypted
+    # event): m.text, its first line (the lock screen) naming no medication. Her pending-request
+    # answer, an m.notice, stays silent.
+    assert approved["content"]["msgtype"] == "m.text", approved["content"]
+    assert approved["content"]["body"].split("\n")[0] == f"Votre praticien a répondu à votre demande {rid} : acceptée."
+    push = {e["eventId"]: e for e in (await s.alice.call("pushDetails", roomId=s.rooms["pat-01"]))["events"]}
+    assert push[approved["eventId"]]["notify"] and push[approved["eventId"]]["rule"] != ".m.rule.suppress_notices", push[approved["eventId"]]
+    assert not push[mine["eventId"]]["notify"] and push[mine["eventId"]]["rule"] == ".m.rule.suppress_notices", push[mine["eventId"]]
 
 
 async def test_the_patient_never_reads_practitioner_instructions(scenario: Scenario) -> None:

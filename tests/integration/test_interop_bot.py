@@ -34,8 +34,9 @@ TIMEOUT = 30.0
 
 
 
-async def _command(sender: Any, reader: Any, room_id: str, bot_id: str, body: str) -> dict:
-    """`sender` sends a command; wait for the bot's decrypted reply to it as seen by `reader`."""
+async def _command(sender: Any, reader: Any, room_id: str, bot_id: str, body: str, msgtype: str = "m.notice") -> dict:
+    """`sender` sends a command; wait for the bot's decrypted reply to it as seen by `reader`
+    (an m.notice, but the practitioner's decision: an m.text, so that the patient is notified)."""
     asked = await sender.send(room_id, body)
     reply = await wait_js_event(
         reader,
@@ -45,7 +46,7 @@ async def _command(sender: Any, reader: Any, room_id: str, bot_id: str, body: st
     )
     assert reply["encrypted"] and reply["decrypted"], js_timeline_summary([reply])
     assert "decryptionError" not in reply, reply
-    assert reply["content"]["msgtype"] == "m.notice", reply
+    assert reply["content"]["msgtype"] == msgtype, reply
     return reply
 
 
@@ -159,7 +160,7 @@ async def test_element_patient_and_practitioner_in_only_signed_mode_run_the_rene
             practitioner, room_id, _renewal("pending", bot_id), "pending renewal notice", bot, users
         )
 
-        await _command(practitioner, practitioner, room_id, bot_id, f"!accepter {request_id} Ordonnance prête")
+        await _command(practitioner, practitioner, room_id, bot_id, f"!accepter {request_id} Ordonnance prête", "m.text")
         approved = await wait_js_event(patient, room_id, _renewal("approved", bot_id), "approved renewal")
         assert approved["content"]["carebot.renewal"]["id"] == request_id, approved
         assert "Ordonnance prête" in approved["content"]["body"], approved["content"]["body"]
@@ -171,9 +172,15 @@ async def test_element_patient_and_practitioner_in_only_signed_mode_run_the_rene
 
         # Deny with a reason the patient reads; cancel; status lists them all.
         r3 = (await _command(patient, patient, room_id, bot_id, "!renouveler Levothyroxine 75 µg"))["content"]["carebot.renewal"]
-        denied = await _command(practitioner, patient, room_id, bot_id, f"!refuser {r3['id']} Prise de sang d'abord")
+        denied = await _command(practitioner, patient, room_id, bot_id, f"!refuser {r3['id']} Prise de sang d'abord", "m.text")
         assert denied["content"]["carebot.renewal"]["status"] == "denied", denied
-        assert "Prise de sang" in denied["content"]["body"], denied["content"]["body"]
+        first, rest = denied["content"]["body"].split("\n", 1)
+        assert first == f"Votre praticien a répondu à votre demande {r3['id']} : non acceptée.", first
+        assert "Prise de sang" in rest and "Levothyroxine" in rest, rest
+        # Element's default push rules notify the patient of the decision (not of a notice).
+        push = {e["eventId"]: e for e in (await patient.call("pushDetails", roomId=room_id))["events"]}
+        assert push[denied["eventId"]]["notify"], push[denied["eventId"]]
+        assert not push[pending["eventId"]]["notify"], push[pending["eventId"]]
         r4 = (await _command(patient, patient, room_id, bot_id, "!renew levothyroxine 75ug"))["content"]["carebot.renewal"]
         cancelled = await _command(patient, patient, room_id, bot_id, f"!annuler {r4['id']}")
         assert cancelled["content"]["carebot.renewal"]["status"] == "cancelled", cancelled

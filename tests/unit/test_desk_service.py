@@ -153,7 +153,8 @@ async def test_decision_from_the_desk_reaches_the_patient_in_their_room(env: Env
     [answer] = out.pair
     assert answer.room_id == ROOMS["pat-0004"] and answer.reply_to == req.event_id
     [reply] = answer.replies
-    assert reply.text.startswith("Your practitioner approved request R1") and "Renewed for 3 months" in reply.text
+    assert reply.text.startswith("Your practitioner answered your request R1: approved.\n") and "Renewed for 3 months" in reply.text
+    assert reply.notify  # m.text: the patient is notified
     assert reply.renewal[:2] == ("R1", "approved") and reply.for_practitioner is None
     assert "Dan Dupont" in out.desk[0].text and "acceptée" in out.desk[0].text
     again = await env.at_desk("!refuser R1 non")
