@@ -7,7 +7,8 @@ Otherwise it changes nothing: the sender gets a short answer naming the device a
 marked handled. Read-only commands (`!aide`, `!statut`, `!attente`) and ordinary messages pass:
 they change nothing, and in `cross-signed` mode an untrusted device cannot read the answer
 anyway (its room keys are withheld). An emergency phrase in a refused command still gets the
-emergency numbers.
+emergency numbers; the practitioner is mentioned at most once per room per 10 minutes, with the
+same throttle as the conversation's (mentions.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bot.care import commands as cmd
 from bot.care.roster import Pair, Practitioner
 from bot.matrix.messages import notice
 from bot.matrix.sender_trust import IDENTITY_CHANGED, NO_SESSION, NOT_ENCRYPTED, SenderTrust, SenderTrustCheck
+from bot.runtime.mentions import MentionThrottle
 from bot.runtime.practitioner_notice import PractitionerNotices
 from bot.runtime.shared import TO, LiveState, Wake, txn_for
 from bot.store import Store
@@ -46,9 +48,11 @@ def command_in(body: str, max_length: int) -> cmd.Command | None:
 
 class TrustGate:
     def __init__(
-        self, store: Store, state: LiveState, check: SenderTrustCheck, wake: Wake, notices: PractitionerNotices | None = None
+        self, store: Store, state: LiveState, check: SenderTrustCheck, wake: Wake,
+        notices: PractitionerNotices | None = None, mentions: MentionThrottle | None = None,
     ) -> None:
         self._notices = notices or PractitionerNotices(store)
+        self._mentions = mentions or MentionThrottle()  # pass the conversation's: one budget per room
         self._store = store
         self._state = state
         self._check = check
@@ -151,7 +155,9 @@ class TrustGate:
         care = self._state.care
         t = care.texts
         doc = pair.practitioner
-        addressed = (doc.matrix_id, doc.display_name, t.get("emergency_for_practitioner", care.locale_of(pair, doc.matrix_id)))
+        addressed = None  # the patient always gets the numbers; the practitioner's mention is throttled
+        if self._mentions.allow(room_id):
+            addressed = (doc.matrix_id, doc.display_name, t.get("emergency_for_practitioner", care.locale_of(pair, doc.matrix_id)))
         content = notice(
             t.get("emergency_notice", locale), reply_to=event_id, thread_root=thread_root,
             addressed=addressed, extra={"carebot.emergency": True},

@@ -91,7 +91,7 @@ async def env(tmp_path):
     clock = Clock()
     mentions = MentionThrottle(clock=clock)
     notices = PractitionerNotices(store, desk=desk.desks.notify)
-    gate = TrustGate(store, state, Check(), lambda: None, notices)  # type: ignore[arg-type]
+    gate = TrustGate(store, state, Check(), lambda: None, notices, mentions)  # type: ignore[arg-type]
     desk.room.attach(gate)
     async with store.transaction():
         await store.save_desk("dr-martin", desk_room_id=DESK)
@@ -132,3 +132,30 @@ async def test_an_untrusted_device_cannot_end_an_absence_but_a_trusted_one_can(e
     env.verdict[DOCTOR] = TRUSTED
     await env.desk.room.handle(DESK, _event("!retour", n=2))
     assert await env.store.absence("dr-martin") is None
+
+
+async def test_refused_emergencies_always_give_the_numbers_but_mention_the_practitioner_once_per_window(env: Env):
+    env.verdict[ALICE] = UNTRUSTED
+    emergencies = []
+    for n in range(3):
+        env.clock.now += 1
+        before = len(await env.queued())
+        event = _event(f"!renouveler Levothyroxine, douleur thoracique {n}", sender=ALICE, n=n)
+        assert await env.gate.refused(ROOM, env.pair, "patient", event) is True
+        emergencies += [c for _, c in (await env.queued())[before:] if c.get("carebot.emergency")]
+    assert len(emergencies) == 3 and all("15" in c["body"] and "112" in c["body"] for c in emergencies)
+    assert [DOCTOR in c["m.mentions"]["user_ids"] for c in emergencies] == [True, False, False]
+
+    env.clock.now += 600  # the window has passed
+    before = len(await env.queued())
+    await env.gate.refused(ROOM, env.pair, "patient", _event("!renouveler douleur thoracique", sender=ALICE, n=9))
+    (emergency,) = [c for _, c in (await env.queued())[before:] if c.get("carebot.emergency")]
+    assert DOCTOR in emergency["m.mentions"]["user_ids"]
+
+
+async def test_the_refused_emergency_shares_the_conversation_budget_of_mentions(env: Env):
+    assert env.mentions.allow(ROOM)  # the conversation just mentioned the practitioner here
+    env.verdict[ALICE] = UNTRUSTED
+    await env.gate.refused(ROOM, env.pair, "patient", _event("!renouveler douleur thoracique", sender=ALICE))
+    (emergency,) = [c for _, c in await env.queued() if c.get("carebot.emergency")]
+    assert "15" in emergency["body"] and DOCTOR not in emergency["m.mentions"]["user_ids"]
