@@ -98,7 +98,7 @@ def assemble(
     pins = IdentityPins(store, state, config.trust, lambda: outbox.wake(), notices)
     trust = DeviceTrust(client, config.trust, pins)
     warnings = DeviceWarnings(
-        store, state, client.user_id, config.trust,
+        store, state, client.user_id, config.trust, notices,
         desks=desk.desks if desk else None, device_name=lambda user, device: device_display_name(client, user, device),
     )
     outbox = Outbox(client, store, trust, tofu=config.trust == "tofu", on_unsigned=warnings.warn)
