@@ -12,7 +12,6 @@ from bot.yamlutil import YamlDoc
 from tests.unit.unit_helpers import ROSTER
 
 
-
 def _fhir_roster(text: str) -> str:
     """The unit tests' roster, with the one thing FHIR cannot say otherwise: a care link with no
     consultation exists only through a prescription (Bob's)."""
