@@ -357,8 +357,8 @@ async def test_a_practitioner_who_leaves_the_desk_is_invited_again_and_welcomed(
     await wait_js_event(s.doc, s.desk, lambda e: e["eventId"] not in before and _bot_notice(s)(e) and str(e["content"]["body"]).startswith("Bienvenue"), "welcome again")
 
 
-async def test_a_decision_typed_in_the_desk_from_an_unsigned_device_changes_nothing(homeserver, new_user, tmp_path) -> None:
-    """The desk passes decisions through the same trust gate as pair rooms (`cross-signed`)."""
+async def test_a_decision_or_absence_typed_in_the_desk_from_an_unsigned_device_changes_nothing(homeserver, new_user, tmp_path) -> None:
+    """The desk passes decisions and absences through the same trust gate as pair rooms (`cross-signed`)."""
     import asyncio
 
     from tests.integration.helpers import make_clinic
@@ -402,6 +402,13 @@ async def test_a_decision_typed_in_the_desk_from_an_unsigned_device_changes_noth
             )
             assert "Unknown laptop" in refusal["content"]["body"], refusal["content"]["body"]
             assert (await bot.store.request(1)).status == "pending"
+            # An absence would change what patients are told: gated the same way.
+            await stolen.send(desk, f"!absent {(dt.date.today() + dt.timedelta(days=10)).isoformat()}")
+            await wait_js_event(
+                doc, desk, lambda e: e["sender"] == bot_id and e.get("decrypted") and "!absent" in str(e["content"].get("body", ""))
+                and stolen.device_id in str(e["content"].get("body", "")), "the refusal of the absence",
+            )
+            assert await bot.store.absence("dr-a") is None
 
             await doc.send(desk, "!accepter R1 Ordonnance prête")
             approved = await wait_js_event(
