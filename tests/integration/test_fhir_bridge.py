@@ -106,6 +106,9 @@ async def test_a_task_rejected_in_the_practice_software_is_told_to_the_patient(h
             told = await patient.wait_for(lambda s: s.content.get("carebot.renewal", {}).get("status") == "denied")
             assert told.content["carebot.renewal"]["id"] == "R1"
             assert "Bilan sanguin d'abord" in told.content["body"]
+            # A decision from the clinic's software notifies the patient as one typed in Matrix.
+            assert told.content["msgtype"] == "m.text"
+            assert told.content["body"].split("\n")[0] == "Votre praticien a répondu à votre demande R1 : non acceptée."
             assert (await bot.store.request(1)).status == "denied"
             again = await patient.send(room, "!statut")
             await patient.wait_for(replying_to(again))
