@@ -226,6 +226,30 @@ async function joinEvidence(roomId) {
     return `server membership: ${server}; sdk: ${JSON.stringify(sdkView)}; syncs: ${JSON.stringify(syncNotes.get(roomId) ?? [])}`;
 }
 
+// For the bench's `roundtrip` (bench/element.py): replies seen, by the event they reply to,
+// with node's clock, so that the figure has no Python <-> node hop in it. Installed at the
+// first roundtrip; `seen` is when an event first showed in a timeline (maybe still encrypted).
+let replyWatch = null;
+function watchReplies() {
+    if (replyWatch) return replyWatch;
+    const w = (replyWatch = { seen: new Map(), replies: new Map(), waiters: new Map() });
+    const note = (event) => {
+        const id = event.getId();
+        if (id && !w.seen.has(id)) w.seen.set(id, performance.now());
+        if (event.isEncrypted() && (event.isBeingDecrypted() || event.isDecryptionFailure() || !event.getClearContent())) return;
+        const to = event.getContent()?.["m.relates_to"]?.["m.in_reply_to"]?.event_id;
+        if (!to || w.replies.has(to)) return;
+        const got = { at: performance.now(), event };
+        w.replies.set(to, got);
+        w.waiters.get(to)?.(got);
+    };
+    client.on(sdk.RoomEvent.Timeline, note);
+    client.on(sdk.MatrixEventEvent.Decrypted, (event, err) => {
+        if (!err) note(event);
+    });
+    return w;
+}
+
 const handlers = {
     async ping() {
         return { pong: true, sdk: SDK_VERSION, cryptoWasm: CRYPTO_WASM_VERSION, node: process.version };
@@ -544,6 +568,43 @@ const handlers = {
     async crossSignDevice({ deviceId }) {
         await crypto().crossSignDevice(deviceId);
         return { deviceId };
+    },
+
+    // Send `body` and wait, in node, for the decrypted reply (m.in_reply_to) to it. Times in ms
+    // from the send call: elapsedMs to the reply readable, sendMs to the server's ack, seenMs to
+    // the reply first in the timeline; serverMs: the reply's origin_server_ts minus ours.
+    async roundtrip({ roomId, body, timeoutMs = 30000 }) {
+        need(client, "not logged in");
+        const w = watchReplies();
+        const t0 = performance.now();
+        const { event_id: eventId } = await client.sendMessage(roomId, { msgtype: "m.text", body });
+        const sentAt = performance.now();
+        const got = w.replies.get(eventId) ?? await new Promise((resolve, reject) => {
+            const timer = setTimeout(() => {
+                w.waiters.delete(eventId);
+                reject(new Error(`no reply to ${eventId} in ${timeoutMs} ms (${syncStatus()})`));
+            }, timeoutMs);
+            w.waiters.set(eventId, (g) => {
+                clearTimeout(timer);
+                w.waiters.delete(eventId);
+                resolve(g);
+            });
+        });
+        w.replies.delete(eventId);
+        const reply = got.event;
+        const sent = client.getRoom(roomId)?.findEventById(eventId);
+        const seenAt = w.seen.get(reply.getId()) ?? got.at;
+        w.seen.delete(reply.getId());
+        w.seen.delete(eventId);
+        return {
+            eventId,
+            replyId: reply.getId(),
+            sender: reply.getSender(),
+            elapsedMs: got.at - t0,
+            sendMs: sentAt - t0,
+            seenMs: seenAt - t0,
+            serverMs: sent ? reply.getTs() - sent.getTs() : null,
+        };
     },
 
     async stop() {
