@@ -13,8 +13,11 @@ A, B…), one at a time. Each figure is taken in node (peer.mjs `roundtrip`): fr
 to the reply (m.in_reply_to the sent event) readable, with no Python <-> node hop in it.
 
 Per round also: sendMs (send call -> server ack), seenMs (-> the reply first in the patient's
-timeline, maybe still encrypted) and serverMs (reply's origin_server_ts minus the command's:
-the bot's side, sync to reply persisted, on Synapse's clock).
+timeline, maybe still encrypted), serverMs (reply's origin_server_ts minus the command's: the
+bot's side, from the command persisted to the reply persisted, on Synapse's clock) and
+patientSideMs (the round trip minus serverMs: the patient's send, the reply's way back to the
+patient and its decryption). Medians in parts_p50_ms; paired_*_diff: round i of carebot minus
+round i of the echo bot (sent one after the other), median.
 
 --isolation: the patient's key-sharing mode. `all` is the sdk's default; `only-signed` is
 Element's "exclude insecure devices" (OnlySignedDevicesIsolationMode, the patient bootstraps
@@ -145,6 +148,9 @@ def summarise(rounds: dict[str, list[dict[str, Any]]], load0: tuple[float, ...],
     for name, rs in rounds.items():
         total = [r["elapsedMs"] for r in rs]
         parts = {k: [r[k] for r in rs if r.get(k) is not None] for k in ("sendMs", "seenMs", "serverMs")}
+        # What is not the server-side span: the patient's send to the server, and the reply from
+        # the server to the patient, decrypted (node's clock minus Synapse's: same machine).
+        parts["patientSideMs"] = [r["elapsedMs"] - r["serverMs"] for r in rs if r.get("serverMs") is not None]
         out[name] = {
             **{f"p{p}_ms": round(pct(total, p), 1) for p in (25, 50, 75, 95)},
             "mean_ms": round(statistics.fmean(total), 1),
@@ -157,6 +163,8 @@ def summarise(rounds: dict[str, list[dict[str, Any]]], load0: tuple[float, ...],
     out["p50_diff_ms"] = round(b["p50_ms"] - e["p50_ms"], 1)
     # Paired: round i of the bot next to round i of the echo bot (sent one after the other).
     out["paired_diff_p50_ms"] = round(statistics.median(x - y for x, y in zip(b["samples_ms"], e["samples_ms"])), 1)
+    server = [(x, y) for x, y in zip(b["server_ms"], e["server_ms"]) if x is not None and y is not None]
+    out["paired_server_diff_p50_ms"] = round(statistics.median(x - y for x, y in server), 1) if server else None
     out["load_before"] = [round(x, 2) for x in load0]
     out["load_after"] = [round(x, 2) for x in load1]
     out["wall_s"] = round(wall, 1)
@@ -168,7 +176,8 @@ def line(isolation: str, r: dict[str, Any]) -> str:
     return (f"element[{isolation}] p50 bot {b['p50_ms']} ms / echo {e['p50_ms']} ms, ratio {r['p50_ratio']} "
             f"(+{r['p50_diff_ms']} ms; p25 {b['p25_ms']}/{e['p25_ms']}, p75 {b['p75_ms']}/{e['p75_ms']}, "
             f"p95 {b['p95_ms']}/{e['p95_ms']}; p50 of the patient's send {part(b, 'sendMs')}/{part(e, 'sendMs')} ms, "
-            f"of the server-side span {part(b, 'serverMs')}/{part(e, 'serverMs')} ms; load {r['load_before'][0]})")
+            f"of the server-side span {part(b, 'serverMs')}/{part(e, 'serverMs')} ms, of the rest "
+            f"{part(b, 'patientSideMs')}/{part(e, 'patientSideMs')} ms; load {r['load_before'][0]})")
 
 
 def part(r: dict[str, Any], name: str) -> Any:
