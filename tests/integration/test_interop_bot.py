@@ -198,6 +198,7 @@ async def test_element_patient_in_only_signed_mode_decrypts_the_pinned_disclaime
             room_id,
             lambda e: e["eventId"] == pinned["pinned"][0] and "decryptionError" not in e and bool(e.get("decrypted")),
             "decrypted pinned disclaimer",
+            after_reload=True,
         )
         assert disclaimer["sender"] == bot_id and disclaimer["encrypted"], disclaimer
         content = disclaimer["content"]

@@ -42,6 +42,10 @@ const CRYPTO_WASM_VERSION = packageVersion("@matrix-org/matrix-sdk-crypto-wasm")
 
 const MEGOLM = "m.megolm.v1.aes-sha2";
 
+// Decryption refused for who sent it (their device unknown, or not known to be cross-signed
+// yet) rather than for a missing key: DecryptionFailureCode values.
+const SENDER_TRUST_FAILURES = new Set(["UNKNOWN_SENDER_DEVICE", "UNSIGNED_SENDER_DEVICE"]);
+
 // The /sync long-poll timeout (`pollTimeout`; the sdk's default, as Element's, is 30 s). Every
 // wait here gives up at 30 s, so with the default one long-poll that the homeserver does not
 // cut short when the change comes in (a notification that is late or lost under load) uses
@@ -244,6 +248,11 @@ const handlers = {
         // What each /sync said about our membership, per room (the last few), for failure
         // messages: a join that never shows must be told apart from a server that never sent it.
         const traceFetch = async (url, init) => {
+            // PEER_DELAY_KEYS_QUERY_MS (a debugging aid): hold our /keys/query requests back, as a
+            // loaded machine does, to replay races against the sender's device keys.
+            if (process.env.PEER_DELAY_KEYS_QUERY_MS && String(url).includes("/keys/query")) {
+                await sleep(Number(process.env.PEER_DELAY_KEYS_QUERY_MS));
+            }
             const r = await fetch(url, init);
             if (String(url).includes("/sync")) {
                 try {
@@ -458,6 +467,23 @@ const handlers = {
     async messages({ roomId }) {
         need(client, "not logged in");
         return { events: await roomEvents(roomId) };
+    },
+
+    // What a restarted Element shows for the events it refused because it did not know the
+    // sender's device yet (or could not yet check its cross-signature): the sdk takes those off
+    // its retry list for good (rust-crypto.ts, EventDecryptor.onMegolmDecryptionError) and
+    // tries again on nothing, not even when the sender's keys arrive; only a new decryption
+    // attempt, as a reload makes, reads them. Returns the ids of the events tried again.
+    async rereadSenderTrustFailures({ roomId }) {
+        need(client, "not logged in");
+        const retried = [];
+        for (const ev of timelines.get(roomId) ?? []) {
+            if (ev.isDecryptionFailure() && SENDER_TRUST_FAILURES.has(String(ev.decryptionFailureReason))) {
+                await ev.attemptDecryption(client.getCrypto(), { isRetry: true });
+                retried.push(ev.getId());
+            }
+        }
+        return { retried };
     },
 
     async waitMessage({ roomId, timeoutMs, ...pattern }) {

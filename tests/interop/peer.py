@@ -210,6 +210,11 @@ class JsPeer:
     async def messages(self, room_id: str) -> list[dict]:
         return (await self.call("messages", roomId=room_id))["events"]
 
+    async def reread_sender_trust_failures(self, room_id: str) -> list[str]:
+        """Decrypt again, as a restarted Element does, the events the sdk refused because it did
+        not know the sender's device yet (it never retries those by itself): their ids."""
+        return (await self.call("rereadSenderTrustFailures", roomId=room_id))["retried"]
+
     async def wait_message(self, room_id: str, timeout: float = 30, **pattern: Any) -> dict:
         return await self.call(
             "waitMessage", roomId=room_id, timeoutMs=int(timeout * 1000), timeout=timeout + 5, **pattern
