@@ -54,11 +54,15 @@ const SENDER_TRUST_FAILURES = new Set(["UNKNOWN_SENDER_DEVICE", "UNSIGNED_SENDER
 // these tests: a change announced late costs at most one short poll.
 const SYNC_POLL_MS = 2000;
 
+// How long a join may take to show in the sdk before it counts as missed: five long-polls.
+const JOIN_GRACE_MS = 5 * SYNC_POLL_MS;
+
 let client = null;
 let password = null;
 const timelines = new Map(); // roomId -> MatrixEvent[] (in arrival order)
 const syncNotes = new Map(); // roomId -> the last few /sync summaries for it (see noteSync)
 const reportedInvites = new Set();
+const joinsAsked = new Set(); // rooms we joined through `join` (PEER_HIDE_OWN_JOIN)
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -97,6 +101,20 @@ function noteSync(me, since, body) {
             if (process.env.PEER_TRACE_SYNC) toStderr(`[sync-trace] ${new Date().toISOString()} ${roomId} ${JSON.stringify(note)}`);
         }
     }
+}
+
+function hideOwnJoins(me, body) {
+    let hidden = false;
+    for (const [roomId, o] of Object.entries(body?.rooms?.join ?? {})) {
+        if (!joinsAsked.has(roomId)) continue;
+        for (const part of [o.state, o.timeline]) {
+            if (!part?.events) continue;
+            const kept = part.events.filter((e) => !(e.type === "m.room.member" && e.state_key === me && e.content?.membership === "join"));
+            hidden ||= kept.length !== part.events.length;
+            part.events = kept;
+        }
+    }
+    return hidden;
 }
 
 function syncStatus() {
@@ -210,16 +228,35 @@ function roomSummary(room) {
     };
 }
 
+// Our membership as the server has it (its current state), or why it could not be read.
+async function serverMembership(roomId) {
+    try {
+        return (await client.getStateEvent(roomId, "m.room.member", client.getUserId()))?.membership;
+    } catch (e) {
+        return `unreadable (${e?.errcode ?? e})`;
+    }
+}
+
+// The server's current state of a room, set as the sdk's current state (and the room's
+// encryption handed to the crypto layer if the sdk had not seen it): what a restarted client
+// would hold after its first sync.
+async function adoptServerState(roomId) {
+    const room = client.getRoom(roomId);
+    need(room, `unknown room ${roomId}`);
+    const events = (await client.roomState(roomId)).map((e) => new sdk.MatrixEvent({ ...e, room_id: roomId }));
+    room.currentState.setStateEvents(events);
+    room.recalculate();
+    const encryption = events.find((e) => e.getType() === "m.room.encryption" && e.getStateKey() === "");
+    if (encryption && !(await client.getCrypto().isEncryptionEnabledInRoom(roomId))) {
+        await client.getCrypto().onCryptoEvent(room, encryption);
+    }
+}
+
 // A join the sdk never shows: the server's word on our membership, the sdk's own state, and
 // what the last syncs said about the room.
 async function joinEvidence(roomId) {
     const me = client.getUserId();
-    let server;
-    try {
-        server = (await client.getStateEvent(roomId, "m.room.member", me))?.membership;
-    } catch (e) {
-        server = `unreadable (${e?.errcode ?? e})`;
-    }
+    const server = await serverMembership(roomId);
     const room = client.getRoom(roomId);
     const own = room?.currentState.getStateEvents("m.room.member", me);
     const sdkView = room && {
@@ -255,10 +292,17 @@ const handlers = {
             }
             const r = await fetch(url, init);
             if (String(url).includes("/sync")) {
+                let body;
                 try {
-                    noteSync(me, new URL(String(url)).searchParams.get("since"), await r.clone().json());
+                    body = await r.clone().json();
                 } catch {
-                    // not JSON (an error page): the sdk reports it
+                    return r; // not JSON (an error page): the sdk reports it
+                }
+                noteSync(me, new URL(String(url)).searchParams.get("since"), body);
+                // PEER_HIDE_OWN_JOIN (a debugging aid): the sdk never sees our own joins of
+                // the rooms we were invited to, to replay a join the sdk misses (see `join`).
+                if (process.env.PEER_HIDE_OWN_JOIN && hideOwnJoins(me, body)) {
+                    return new Response(JSON.stringify(body), { status: r.status, headers: r.headers });
                 }
             }
             return r;
@@ -371,15 +415,39 @@ const handlers = {
         return { roomId };
     },
 
+    // The join is the server's word (its answer); the sdk's view follows from /sync. When the
+    // sdk has not shown it after JOIN_GRACE_MS of healthy syncing while the server says we are
+    // joined, the sdk has missed it (it never corrects that by itself: a stale "invite" stays):
+    // its room state is then taken from the server's current state, as a restarted client
+    // takes it from its first sync, and that is said on stderr with the evidence.
     async join({ roomId, timeoutMs }) {
         need(client, "not logged in");
+        const total = timeoutMs ?? 30000;
+        const started = Date.now();
+        joinsAsked.add(roomId);
         await client.joinRoom(roomId);
         toStderr(`[peer] ${new Date().toISOString()} joined ${roomId} (server said ok)`);
+        const seen = () => client.getRoom(roomId)?.getMyMembership() === "join";
+        const membershipSeen = () => `membership seen: ${client.getRoom(roomId)?.getMyMembership() ?? "no such room"}`;
         try {
-            await until(`join of ${roomId} in sync`, timeoutMs, () => client.getRoom(roomId)?.getMyMembership() === "join", 100,
-                () => `membership seen: ${client.getRoom(roomId)?.getMyMembership() ?? "no such room"}`);
+            await until(`join of ${roomId} in sync`, Math.min(JOIN_GRACE_MS, total), seen, 100, membershipSeen);
         } catch (e) {
-            throw new Error(`${e.message}\n${await joinEvidence(roomId)}`);
+            const evidence = await joinEvidence(roomId);
+            if ((await serverMembership(roomId)) !== "join") throw new Error(`${e.message}\n${evidence}`);
+            toStderr(`[peer] ${new Date().toISOString()} the sdk missed our join of ${roomId}: ` +
+                `room state taken from the server\n${evidence}`);
+            await adoptServerState(roomId);
+            try {
+                await until(`join of ${roomId} in sync`, Math.max(total - (Date.now() - started), 1000), seen, 100, membershipSeen);
+            } catch (e2) {
+                throw new Error(`${e2.message}\n${await joinEvidence(roomId)}`);
+            }
+        }
+        // Never write in clear into an encrypted room: wait for the sdk to encrypt there.
+        const room = client.getRoom(roomId);
+        if (room?.currentState.getStateEvents("m.room.encryption", "")) {
+            await until(`encryption of ${roomId}`, Math.max(total - (Date.now() - started), 1000),
+                () => client.getCrypto().isEncryptionEnabledInRoom(roomId));
         }
         toStderr(`[peer] ${new Date().toISOString()} join of ${roomId} seen in sync`);
         return { roomId };
