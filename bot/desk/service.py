@@ -173,10 +173,11 @@ class DeskService:
     async def absence_reply(self, care: CareContext, pair: Pair, now: dt.datetime) -> Reply | None:
         """For a patient who writes while their practitioner is away: once a day."""
         absence = await self.store.absence(pair.practitioner.id)
+        if absence is None:
+            return None  # the usual case: no further database read
         today = self.turnaround.local(now).date()
         if not notice_due(absence, today, await self.store.absence_told(pair.practitioner.id, pair.patient.id)):
             return None
-        assert absence is not None
         await self.store.set_absence_told(pair.practitioner.id, pair.patient.id, today)
         locale = care.locale_of(pair, pair.patient.matrix_id)
         return Reply(absence_notice(care.texts, locale, pair.practitioner.display_name, absence))

@@ -1,5 +1,5 @@
 """Messages of a pair room's patient or practitioner: handled by the care service in one
-transaction that records the request, queues the replies and marks the event handled.
+transaction that marks the event handled, records the request and queues the replies.
 
 What the user typed is read by bot/matrix/relations.py (reply fallback stripped, edits and
 threads told apart): an edit goes to `amendments.handle_edit`, which never changes a request;
@@ -80,8 +80,8 @@ class Conversation:
         ):
             return
         async with self._store.transaction():
-            if await self._store.is_processed(event.event_id):
-                return
+            if not await self._store.claim_event(event.event_id, room_id):
+                return  # handled before (a batch seen again after a restart)
             relay = self._relay
             if incoming.is_edit:
                 replies = await amendments.handle_edit(self._store, care, pair, role, incoming.text, incoming.edit_of, room_id)
@@ -105,7 +105,6 @@ class Conversation:
                 await self._store.enqueue(txn_for(event.event_id, str(n)), room_id, content)
             if self._bridge is not None:  # the Task writes commit with the request or decision
                 await self._bridge.queue(pair, replies)
-            await self._store.mark_processed(event.event_id, room_id)
         crash_point("after_commit")
         self._wake()  # start sending while the rest of the batch is handled
         if self._bridge is not None:

@@ -29,6 +29,10 @@ UnsignedHook = Callable[[str, dict[str, list[str]]], Awaitable[None]]
 
 
 class Outbox:
+    """One sender task per room with something queued (at most PARALLEL_ROOMS sending at
+    once): a room's messages go in order, and a slow or failing room holds up no other. A
+    reply is handed to its room's sender as soon as it is committed (`wake`)."""
+
     def __init__(
         self, client: AsyncClient, store: Store, trust: DeviceTrust, *, tofu: bool, on_unsigned: UnsignedHook
     ) -> None:
@@ -38,6 +42,10 @@ class Outbox:
         self._tofu = tofu
         self._on_unsigned = on_unsigned
         self._wake = asyncio.Event()
+        self._senders: dict[str, asyncio.Task[bool]] = {}  # room id -> its sender, while it sends
+        self._failures: dict[str, int] = {}  # room id -> failed rounds in a row
+        self._retry_at: dict[str, float] = {}  # room id -> when to try a failed room again
+        self.looked = 0  # how many times it has read its queue (what tests wait on)
 
     def wake(self) -> None:
         self._wake.set()
@@ -45,42 +53,59 @@ class Outbox:
     async def run(self, stop: asyncio.Event) -> None:
         """Send until `stop` is set; an item being sent then is finished (sent and removed from
         the outbox) before returning: see `runtime._main`, which waits for it."""
-        failures = 0
         sem = asyncio.Semaphore(PARALLEL_ROOMS)
+        loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                now = loop.time()
+                by_room: dict[str, list[OutboxItem]] = {}
+                for item in await self._store.outbox(limit=BATCH):
+                    by_room.setdefault(item.room_id, []).append(item)
+                self.looked += 1
+                for room_id, items in by_room.items():
+                    if room_id not in self._senders and self._retry_at.get(room_id, now) <= now:
+                        task = asyncio.create_task(self._send_room(room_id, items, sem, stop))
+                        self._senders[room_id] = task
+                        task.add_done_callback(lambda _t, r=room_id: self._done(r))
+                waits = [t - now for r, t in self._retry_at.items() if r in by_room and r not in self._senders]
+                try:  # woken by a new reply, or by a sender that ended (more may be queued)
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, min(waits)) if waits else 30.0)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            await asyncio.gather(*self._senders.values(), return_exceptions=True)
 
-        async def drain(items: list[OutboxItem]) -> bool:
-            async with sem:
-                for item in items:
-                    if stop.is_set():
-                        return True  # stopping: what is not started stays queued
-                    try:
-                        event_id = await self.send_item(item)
-                    except Exception as e:  # noqa: BLE001 - network trouble: keep it for later
-                        log.warning("outbox.send_error", room_id=item.room_id, error=type(e).__name__)
-                        event_id = None
-                    if event_id is None:
-                        return False  # later messages of this room wait for this one
-                    async with self._store.transaction():
-                        await self._store.sent(item.id)
-                    log.info("outbox.sent", room_id=item.room_id, event_id=event_id)
-                return True
+    def _done(self, room_id: str) -> None:
+        """A room's sender ended: look again (more may have been queued meanwhile)."""
+        task = self._senders.pop(room_id)
+        if task.cancelled() or task.exception() is not None or not task.result():
+            failures = self._failures.get(room_id, 0) + 1
+            self._failures[room_id] = failures
+            self._retry_at[room_id] = asyncio.get_running_loop().time() + Backoff(base=0.5, cap=10).delay(failures - 1)
+        else:
+            self._failures.pop(room_id, None)
+            self._retry_at.pop(room_id, None)
+        self._wake.set()
 
-        while not stop.is_set():
-            self._wake.clear()
-            by_room: dict[str, list[OutboxItem]] = {}
-            for item in await self._store.outbox(limit=BATCH):
-                by_room.setdefault(item.room_id, []).append(item)
-            results = await asyncio.gather(*(drain(items) for items in by_room.values()))
-            if not all(results):
-                failures += 1
-                delay = Backoff(base=0.5, cap=10).delay(failures)
-            else:
-                failures = 0
-                delay = 0.0 if len(by_room) and sum(map(len, by_room.values())) >= BATCH else 30.0
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                pass
+    async def _send_room(self, room_id: str, items: list[OutboxItem], sem: asyncio.Semaphore, stop: asyncio.Event) -> bool:
+        """Send one room's items in order; False at the first that could not be sent (it and
+        the later ones stay queued, in place)."""
+        async with sem:
+            for item in items:
+                if stop.is_set():
+                    return True  # stopping: what is not started stays queued
+                try:
+                    event_id = await self.send_item(item)
+                except Exception as e:  # noqa: BLE001 - network trouble: keep it for later
+                    log.warning("outbox.send_error", room_id=room_id, error=type(e).__name__)
+                    event_id = None
+                if event_id is None:
+                    return False  # later messages of this room wait for this one
+                async with self._store.transaction():
+                    await self._store.sent(item.id)
+                log.info("outbox.sent", room_id=room_id, event_id=event_id)
+            return True
 
     async def send_item(self, item: OutboxItem) -> str | None:
         """Send one outbox item (and its pin or leave); the event id once all of it is done."""

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from bot.db import Database
+from bot.store.mirror import Mirror
 from bot.store.records import OutboxItem, Request, RoomRecord, _request
 
 _ROOM = "SELECT room_id, patient_id, practitioner_id, state FROM rooms"
@@ -19,26 +20,13 @@ class CareTables:
     that the path from a command to its reply makes two fewer database round trips."""
 
     db: Database
-    _room_cache: dict[str, RoomRecord]
-    _room_dirty: set[str]  # written in a transaction not (yet) committed: never cached
-    _room_writes: dict[str, int]
+    _rooms: Mirror[str, RoomRecord | None]
     _outbox: dict[int, OutboxItem]  # unsent replies by id, in id order
 
     async def _load_care_mirrors(self) -> None:
-        self._room_cache, self._room_dirty, self._room_writes = {}, set(), {}
+        self._rooms = Mirror(self.db)
         rows = await self.db.fetch("SELECT id, txn_id, room_id, event_type, content FROM outbox ORDER BY id")
         self._outbox = {r[0]: OutboxItem(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows}
-
-    def _room_written(self, room_id: str) -> None:
-        def committed() -> None:
-            self._room_dirty.discard(room_id)
-            self._room_writes[room_id] = self._room_writes.get(room_id, 0) + 1
-            self._room_cache.pop(room_id, None)
-
-        self._room_dirty.add(room_id)
-        self._room_writes[room_id] = self._room_writes.get(room_id, 0) + 1
-        self._room_cache.pop(room_id, None)
-        self.db.after_commit(committed)
 
     # -- rooms ---------------------------------------------------------------------------
     async def rooms(self) -> list[RoomRecord]:
@@ -49,22 +37,16 @@ class CareTables:
         return None if row is None else RoomRecord(*row)
 
     async def room(self, room_id: str) -> RoomRecord | None:
-        cached = self._room_cache.get(room_id)
-        if cached is not None:
-            return cached
-        writes = self._room_writes.get(room_id, 0)
-        row = await self.db.fetchrow(_ROOM + " WHERE room_id = $1", room_id)
-        if row is None:
-            return None
-        record = RoomRecord(*row)
-        if room_id not in self._room_dirty and self._room_writes.get(room_id, 0) == writes:
-            self._room_cache[room_id] = record  # no write overtook this read
-        return record
+        async def load() -> RoomRecord | None:
+            row = await self.db.fetchrow(_ROOM + " WHERE room_id = $1", room_id)
+            return None if row is None else RoomRecord(*row)
+
+        return await self._rooms.get(room_id, load)
 
     async def save_room(
         self, room_id: str, patient_id: str, practitioner_id: str, state: str = "active"
     ) -> None:
-        self._room_written(room_id)
+        self._rooms.written(room_id)
         await self.db.execute(
             "INSERT INTO rooms (room_id, patient_id, practitioner_id, state, created_at) "
             "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id) DO UPDATE SET state = excluded.state",
@@ -72,7 +54,7 @@ class CareTables:
         )
 
     async def set_room_state(self, room_id: str, state: str) -> None:
-        self._room_written(room_id)
+        self._rooms.written(room_id)
         await self.db.execute("UPDATE rooms SET state = $1 WHERE room_id = $2", state, room_id)
 
     # -- requests ------------------------------------------------------------------------
@@ -163,7 +145,8 @@ class CareTables:
             self.db.after_commit(lambda: self._outbox.__setitem__(item.id, item))
 
     async def outbox(self, limit: int = 100) -> list[OutboxItem]:
-        """The oldest unsent replies, from the committed mirror (no database round trip)."""
+        """The oldest unsent replies, from the mirror: no database round trip, and no row of a
+        transaction still open (the mirror changes only once a transaction commits)."""
         return list(itertools.islice(self._outbox.values(), limit))
 
     async def sent(self, outbox_id: int) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from bot.db import Database
 from bot.desk.absence import Absence
+from bot.store.mirror import Mirror
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,15 @@ _DESK = "SELECT practitioner_id, desk_room_id, space_id FROM desks"
 
 
 class DeskTables:
+    """A practitioner's desk and absence are read on every patient message: both are
+    mirrored (bot/store/mirror.py; this process alone serves the practitioner)."""
+
     db: Database
+    _desk_of: Mirror[str, DeskRecord | None]
+    _absence_of: Mirror[str, Absence | None]
+
+    def _load_desk_mirrors(self) -> None:
+        self._desk_of, self._absence_of = Mirror(self.db), Mirror(self.db)
 
     # -- desks and Spaces ------------------------------------------------------------------
     async def desks(self) -> list[DeskRecord]:
@@ -34,7 +43,7 @@ class DeskTables:
         return None if row is None else DeskRecord(*row)
 
     async def desk(self, practitioner_id: str) -> DeskRecord | None:
-        return await self._desk_where("practitioner_id", practitioner_id)
+        return await self._desk_of.get(practitioner_id, lambda: self._desk_where("practitioner_id", practitioner_id))
 
     async def desk_by_room(self, room_id: str) -> DeskRecord | None:
         return await self._desk_where("desk_room_id", room_id)
@@ -43,6 +52,7 @@ class DeskTables:
         return await self._desk_where("space_id", space_id)
 
     async def save_desk(self, practitioner_id: str, *, desk_room_id: str | None = None, space_id: str | None = None) -> None:
+        self._desk_of.written(practitioner_id)
         await self.db.execute(
             "INSERT INTO desks (practitioner_id, desk_room_id, space_id, created_at) VALUES ($1, $2, $3, $4) "
             "ON CONFLICT (practitioner_id) DO UPDATE SET "
@@ -64,10 +74,14 @@ class DeskTables:
 
     # -- absences ----------------------------------------------------------------------------
     async def absence(self, practitioner_id: str) -> Absence | None:
-        row = await self.db.fetchrow("SELECT back_on, message FROM absences WHERE practitioner_id = $1", practitioner_id)
-        return None if row is None else Absence(practitioner_id, dt.date.fromisoformat(row[0]), row[1])
+        async def load() -> Absence | None:
+            row = await self.db.fetchrow("SELECT back_on, message FROM absences WHERE practitioner_id = $1", practitioner_id)
+            return None if row is None else Absence(practitioner_id, dt.date.fromisoformat(row[0]), row[1])
+
+        return await self._absence_of.get(practitioner_id, load)
 
     async def set_absence(self, absence: Absence) -> None:
+        self._absence_of.written(absence.practitioner_id)
         await self.db.execute(
             "INSERT INTO absences (practitioner_id, back_on, message, set_at) VALUES ($1, $2, $3, $4) "
             "ON CONFLICT (practitioner_id) DO UPDATE SET back_on = excluded.back_on, "
@@ -77,6 +91,7 @@ class DeskTables:
         await self.db.execute("DELETE FROM absence_notices WHERE practitioner_id = $1", absence.practitioner_id)
 
     async def clear_absence(self, practitioner_id: str) -> bool:
+        self._absence_of.written(practitioner_id)
         removed = await self.db.execute("DELETE FROM absences WHERE practitioner_id = $1", practitioner_id)
         await self.db.execute("DELETE FROM absence_notices WHERE practitioner_id = $1", practitioner_id)
         return removed == 1

@@ -37,6 +37,7 @@ class Store(WorkflowTables, CareTables, IdentityTables, FhirTables, OpsTables, D
         try:
             await upgrade(db, MIGRATIONS)
             await store._load_care_mirrors()
+            store._load_desk_mirrors()
         except BaseException:
             await db.close()
             raise
@@ -58,14 +59,6 @@ class Store(WorkflowTables, CareTables, IdentityTables, FhirTables, OpsTables, D
     def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
         """`async with store.transaction():` — one transaction, rolled back on error."""
         return self.db.transaction()
-
-    # -- reads that must see committed rows only ------------------------------------------
-    async def outbox(self, limit: int = 100) -> list[OutboxItem]:
-        """Queued replies: the committed mirror (care.py), read once no transaction of this
-        process is open — a transaction in progress may yet add replies, or roll back. (So
-        never call it inside a transaction: it would wait for itself.)"""
-        async with self.db.serialized():
-            return await super().outbox(limit)
 
     @property
     def waiting(self) -> int:
@@ -96,6 +89,14 @@ class Store(WorkflowTables, CareTables, IdentityTables, FhirTables, OpsTables, D
     # -- events --------------------------------------------------------------------------
     async def is_processed(self, event_id: str) -> bool:
         return await self.db.fetchrow("SELECT 1 FROM processed_events WHERE event_id = $1", event_id) is not None
+
+    async def claim_event(self, event_id: str, room_id: str) -> bool:
+        """Mark the event handled, inside the transaction that handles it; False if it was
+        already (one statement where `is_processed` then `mark_processed` take two)."""
+        return await self.db.execute(
+            "INSERT INTO processed_events (event_id, room_id, handled_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            event_id, room_id, time.time(),
+        ) == 1
 
     async def mark_processed(self, event_id: str, room_id: str) -> None:
         await self.db.execute(

@@ -1,9 +1,10 @@
 """A reply queued by a transaction that is cancelled (the bot stopped mid-transaction) is never
-sent: the outbox reads only committed rows."""
+sent: the outbox reads only committed rows (its in-memory queue changes only on commit)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -39,18 +40,20 @@ async def test_a_reply_of_a_cancelled_transaction_is_never_sent(homeserver, new_
         async with running_bot(clinic.config_path) as bot:
             room_id = await patient.wait_room()
             await patient.wait_for(lambda s: s.content.get("carebot.disclaimer") is True)
-            # Start from a quiet outbox, so that the only one to wait for the lock below is
-            # the outbox reading its queue.
             await asyncio.wait_for(_until_async(lambda: _outbox_empty(bot)), 30)
+            outbox = bot.running.outbox
             doomed = notice("never sent: its transaction is cancelled")
             doomed[TO] = [clinic.patient[0], clinic.practitioner[0]]
             with pytest.raises(asyncio.CancelledError):
                 async with bot.store.transaction():
                     await bot.store.enqueue("txn-doomed", room_id, doomed)
-                    bot.running.outbox.wake()
-                    # Held open until the outbox has tried to read: it either waits for this
-                    # transaction (the fix) or reads past it and sends the row (the bug).
-                    await asyncio.wait_for(_until(lambda: bot.store.waiting > 0 or _seen_doomed(patient)), 30)
+                    looked = outbox.looked
+                    outbox.wake()
+                    # Held open until the outbox has read its queue again, and a little longer:
+                    # it either skips this uncommitted row (right) or sends it (the bug).
+                    await asyncio.wait_for(_until(lambda: outbox.looked > looked), 30)
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(_until(lambda: _seen_doomed(patient)), 2)
                     raise asyncio.CancelledError  # cancelled mid-transaction
             # A later command's answer arrives: the outbox is FIFO per room, so anything
             # queued before it has been sent by then.

@@ -167,3 +167,32 @@ async def test_the_outbox_never_reads_a_row_of_a_transaction_that_rolls_back(ope
         assert await store.outbox() == []
     finally:
         await store.close()
+
+
+async def test_the_mirrored_desk_and_absence_follow_only_what_was_committed(open_store):
+    import datetime as dt
+
+    from bot.desk.absence import Absence
+
+    store = await open_store()
+    try:
+        assert await store.absence("dr-a") is None and await store.desk("dr-a") is None  # now cached
+        with pytest.raises(RuntimeError):
+            async with store.transaction():
+                await store.set_absence(Absence("dr-a", dt.date(2026, 12, 1)))
+                await store.save_desk("dr-a", desk_room_id="!desk")
+                raise RuntimeError("crash before commit")
+        assert await store.absence("dr-a") is None and await store.desk("dr-a") is None
+        async with store.transaction():
+            await store.set_absence(Absence("dr-a", dt.date(2026, 12, 1), "congrès"))
+            await store.save_desk("dr-a", desk_room_id="!desk")
+        assert (await store.absence("dr-a")).back_on == dt.date(2026, 12, 1)
+        assert (await store.desk("dr-a")).desk_room_id == "!desk"
+        async with store.transaction():
+            await store.save_desk("dr-a", space_id="!space")
+            assert await store.clear_absence("dr-a")
+        assert await store.absence("dr-a") is None
+        assert (await store.desk("dr-a")) == (await store.desk_by_room("!desk"))  # mirror = database
+        assert (await store.desk("dr-a")).space_id == "!space"
+    finally:
+        await store.close()
