@@ -402,13 +402,14 @@ def js_reply_to(event: dict[str, Any]) -> str | None:
     return ((event.get("content") or {}).get("m.relates_to") or {}).get("m.in_reply_to", {}).get("event_id")
 
 
-async def element_user(name: str, who: tuple[str, str], homeserver_url: str) -> Any:
+async def element_user(name: str, who: tuple[str, str], homeserver_url: str, env: dict[str, str] | None = None) -> Any:
     """An Element-stack user (matrix-js-sdk + Rust crypto): logged in as `who`, cross-signing
-    bootstrapped, in "exclude insecure devices" mode (OnlySignedDevicesIsolationMode)."""
+    bootstrapped, in "exclude insecure devices" mode (OnlySignedDevicesIsolationMode).
+    `env`: the peer's debugging aids (tests/interop/peer.mjs), e.g. a slow /keys/query."""
     from tests.interop.peer import JsPeer
 
     user_id, password = who
-    peer = await JsPeer.start(name)
+    peer = await JsPeer.start(name, env=env)
     try:
         await peer.login(homeserver_url, user_id, password, device_name=f"{name}-element")
         boot = await peer.bootstrap_cross_signing(password)

@@ -64,9 +64,12 @@ class JsPeer:
         ]
 
     @classmethod
-    async def start(cls, name: str = "peer", *, log_level: str = "warn", timeout: float = 30) -> JsPeer:
+    async def start(
+        cls, name: str = "peer", *, log_level: str = "warn", timeout: float = 30, env: dict[str, str] | None = None
+    ) -> JsPeer:
+        """`env`: extra environment for this peer (its debugging aids, e.g. PEER_DELAY_KEYS_QUERY_MS)."""
         node = check_installed()
-        env = dict(os.environ, PEER_LOG_LEVEL=os.environ.get("PEER_LOG_LEVEL", log_level))
+        env = dict(os.environ, PEER_LOG_LEVEL=os.environ.get("PEER_LOG_LEVEL", log_level), **(env or {}))
         proc = await asyncio.create_subprocess_exec(
             node,
             str(SCRIPT),
