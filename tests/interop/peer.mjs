@@ -565,6 +565,32 @@ const handlers = {
         }, 200);
     },
 
+    // What a notification would be for each message of a room, as Element decides it: the
+    // user's push rules (from the server) evaluated by the sdk on the decrypted content.
+    async pushDetails({ roomId }) {
+        need(client, "not logged in");
+        const out = [];
+        for (const ev of timelines.get(roomId) ?? []) {
+            if (ev.isState()) continue;
+            const { actions, rule } = client.getPushDetailsForEvent(ev, true);
+            out.push({
+                eventId: ev.getId(),
+                senderName: ev.sender?.name ?? ev.getSender(),
+                notify: Boolean(actions?.notify),
+                highlight: Boolean(actions?.tweaks?.highlight),
+                sound: actions?.tweaks?.sound ?? null,
+                rule: rule?.rule_id ?? null,
+            });
+        }
+        return { events: out };
+    },
+
+    // The room's state as the homeserver holds it (GET /rooms/{id}/state): what is not encrypted.
+    async serverState({ roomId }) {
+        need(client, "not logged in");
+        return { events: await client.roomState(roomId) };
+    },
+
     async state({ roomId, type, stateKey = "" }) {
         need(client, "not logged in");
         const room = client.getRoom(roomId);
