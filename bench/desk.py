@@ -35,7 +35,8 @@ from typing import Any
 import yaml
 
 from bench.clients import REPO, Child, Patient
-from bench.run import MEDICATION, machine, pct, say
+from bench.run import MEDICATION, machine, say
+from bench.stats import figure, p50_p95, samples_ms
 from bot.devserver import Homeserver
 from bot.matrix.rooms import MEGOLM
 
@@ -53,7 +54,7 @@ class DeskBench:
         self.children: list[Child] = []
 
     def fig(self, name: str, value: float | None, unit: str, goal: str, met: bool | None, **extra: Any) -> None:
-        self.figures.append({"name": name, "value": None if value is None else round(value, 4), "unit": unit, "goal": goal, "met": met, **extra})
+        self.figures.append(figure(name, value, unit, goal, met, **extra))
 
     def practitioner_of(self, i: int) -> int:
         return 0 if i < self.args.busiest else 1 + i % (PRACTITIONERS - 1)
@@ -175,11 +176,11 @@ class DeskBench:
                 echo_l.append(await doc.roundtrip(echo_room, "!attente"))
         finally:
             await doc.close()
-        d50, d95, e50, e95 = pct(desk_l, 50), pct(desk_l, 95), pct(echo_l, 50), pct(echo_l, 95)
+        (d50, d95), (e50, e95) = p50_p95(desk_l), p50_p95(echo_l)
         self.fig("desk.echo_p50", e50 * 1000, "ms", "baseline", None, p95_ms=round(e95 * 1000, 1))
         self.fig("desk.pending_p50", d50 * 1000, "ms", "p50 <= 1.5 x echo", d50 <= 1.5 * e50, p95_ms=round(d95 * 1000, 1),
                  ratio=round(d50 / e50, 3), pending=self.info.get("pending_for_busiest"))
-        self.info["samples_ms"] = {"desk": [round(x * 1000, 1) for x in desk_l], "echo": [round(x * 1000, 1) for x in echo_l]}
+        self.info["samples_ms"] = samples_ms(desk=desk_l, echo=echo_l)
         say(f"!attente p50 {d50 * 1000:.0f} ms / echo {e50 * 1000:.0f} ms")
 
     async def run(self) -> None:

@@ -43,21 +43,13 @@ from nio import AsyncClient, LoginResponse, RoomCreateResponse
 from nio.api import Api
 
 from bench.clients import REPO, Child, Patient
+from bench.stats import figure, p50_p95, pct, samples_ms
 from bot.care.texts import Texts
 from bot.devserver import Homeserver
 from bot.matrix.rooms import MEGOLM, create_room_body
 
 MEDICATION = "Levothyroxine 75 µg"
 PRACTITIONERS = 10
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = max(0, min(len(s) - 1, int(-(-p * len(s) // 100)) - 1))
-    return s[k]
 
 
 def commit() -> str:
@@ -106,8 +98,7 @@ class Bench:
 
     # -- helpers ----------------------------------------------------------------------------
     def fig(self, name: str, value: float | None, unit: str, goal: str, met: bool | None, **extra: Any) -> None:
-        self.figures.append({"name": name, "value": None if value is None else round(value, 4), "unit": unit,
-                             "goal": goal, "met": met, **extra})
+        self.figures.append(figure(name, value, unit, goal, met, **extra))
 
     def uid(self, local: str) -> str:
         return self.hs.user_id(local)
@@ -304,15 +295,14 @@ class Bench:
         for _ in range(self.args.rounds):  # interleaved, so drift hits both alike
             bot_l.append(await p.roundtrip(p.pair_room, "!help"))  # type: ignore[attr-defined]
             echo_l.append(await p.roundtrip(p.echo_room, "!help"))  # type: ignore[attr-defined]
-        b50, b95, e50, e95 = pct(bot_l, 50), pct(bot_l, 95), pct(echo_l, 50), pct(echo_l, 95)
+        (b50, b95), (e50, e95) = p50_p95(bot_l), p50_p95(echo_l)
         spread = {"p25_ms": lambda v: round(pct(v, 25) * 1000, 1), "p75_ms": lambda v: round(pct(v, 75) * 1000, 1)}
         self.fig("latency.echo_p50", e50 * 1000, "ms", "baseline", None, p95_ms=round(e95 * 1000, 1),
                  **{k: f(echo_l) for k, f in spread.items()}, rooms=self.info.get("echo_rooms"))
         self.fig("latency.bot_p50", b50 * 1000, "ms", "p50 ratio bot/echo <= 1.10", b50 / e50 <= 1.10,
                  p95_ms=round(b95 * 1000, 1), ratio=round(b50 / e50, 3), **{k: f(bot_l) for k, f in spread.items()},
                  rooms=self.n_pairs)
-        self.info["latency_samples_ms"] = {"bot": [round(x * 1000, 1) for x in bot_l],
-                                           "echo": [round(x * 1000, 1) for x in echo_l]}
+        self.info["latency_samples_ms"] = samples_ms(bot=bot_l, echo=echo_l)
         say(f"latency p50 bot {b50 * 1000:.0f} ms / echo {e50 * 1000:.0f} ms")
 
     async def burst(self, room_attr: str, body: str) -> tuple[float, float, float, int]:

@@ -91,10 +91,28 @@ class Lexicon:
     """Emergency terms in French and English."""
 
     matcher: WordMatcher
+    # Per language, the terms no other language's list has (compared folded): what tells that
+    # a message is written in that language ("suicid*" in both lists tells nothing).
+    exclusive: tuple[tuple[str, WordMatcher], ...] = ()
 
     @classmethod
     def from_terms(cls, terms: Iterable[str]) -> Lexicon:
         return cls(WordMatcher.of(terms))
+
+    @classmethod
+    def from_languages(cls, by_language: dict[str, list[str]]) -> Lexicon:
+        folded = {lang: {fold_words(t) + ("*" if t.rstrip().endswith("*") else "") for t in items} for lang, items in by_language.items()}
+        exclusive = []
+        for lang, items in by_language.items():
+            others = set().union(*(f for other, f in folded.items() if other != lang))
+            own = [t for t in items if fold_words(t) + ("*" if t.rstrip().endswith("*") else "") not in others]
+            if own:
+                exclusive.append((lang, WordMatcher.of(own)))
+        return cls(WordMatcher.of(t for items in by_language.values() for t in items), tuple(exclusive))
+
+    def languages(self, text: str) -> set[str]:
+        """The languages whose own terms (not shared with another list) occur in `text`."""
+        return {lang for lang, matcher in self.exclusive if matcher.matches(text)}
 
     @classmethod
     def load(cls, policies_dir: str | Path) -> Lexicon:
@@ -114,16 +132,16 @@ class Lexicon:
         for lang in parsed.terms:
             if lang not in ("fr", "en"):
                 errors.append(doc.error(("terms", lang), f"unknown language '{lang}'; use 'fr' or 'en'."))
-        terms = []
+        terms: dict[str, list[str]] = {}
         for lang, items in parsed.terms.items():
             for i, term in enumerate(items):
                 if not fold_words(term):
                     errors.append(doc.error(("terms", lang, i), "this term has no letters or digits. Remove it or fix it."))
                 else:
-                    terms.append(term)
+                    terms.setdefault(lang, []).append(term)
         if errors:
             raise ConfigErrors(errors)
-        return cls.from_terms(terms)
+        return cls.from_languages(terms)
 
     @property
     def terms(self) -> tuple[str, ...]:

@@ -172,7 +172,10 @@ class CareService:
         event_id: str,
         room_id: str,
         today: dt.date | None = None,
+        *,
+        flood_checked: bool = False,
     ) -> list[Reply]:
+        # `flood_checked`: the caller (the desk) already counted this command toward the limit.
         # Free text and notices: the roster locale. A command's answer: the command word's language.
         roster_locale = care.locale_of(pair, pair.patient.matrix_id if role == "patient" else pair.practitioner.matrix_id)
         locale = roster_locale
@@ -180,9 +183,14 @@ class CareService:
         replies: list[Reply] = []
         if role == "patient" and care.lexicon.matches(body[: care.max_chars * 4]):
             doc_locale = care.locale_of(pair, pair.practitioner.matrix_id)
+            # Written in another language than the roster's (its own emergency words): the
+            # numbers in that language too, after the roster's — nobody must have to guess.
+            notice_text = "\n\n".join(
+                t.get("emergency_notice", lang) for lang in [locale, *sorted(care.lexicon.languages(body[: care.max_chars * 4]) - {locale})]
+            )
             replies.append(
                 Reply(
-                    t.get("emergency_notice", locale),
+                    notice_text,
                     emergency=True,
                     for_practitioner=t.get("emergency_for_practitioner", doc_locale),
                 )
@@ -193,7 +201,7 @@ class CareService:
             return replies  # a message for the practitioner: nothing to add
         locale = parsed.locale or roster_locale
         who = pair.patient.id if role == "patient" else pair.practitioner.id
-        over, tell = self._flooding(care, who) if self._counts(parsed) else (False, False)
+        over, tell = self._flooding(care, who) if self._counts(parsed) and not flood_checked else (False, False)
         if over:
             # A renewal request is never dropped in silence: each one is told to come again.
             if parsed.name == "renew":

@@ -39,6 +39,10 @@ class DeskPost:
     request: Any = None  # the request it is about: content carries carebot.renewal / carebot.patient
     status: str | None = None  # the request's status as told (default: its current status)
     link: str | None = None  # a permalink in the text, made clickable
+    # An alert (a possible emergency): sent as m.text mentioning the practitioner, because the
+    # default push rules silence every m.notice (.m.rule.suppress_notices comes before the
+    # mention rules) — as a notice it would never ring.
+    alert: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,10 +108,11 @@ class DeskService:
             return out
         t = self.text(care, practitioner, parsed.locale)
         counted = parsed.name not in (None, "help")  # as in pair rooms: help and typos are free
-        over, tell = self.care_service._flooding(care, practitioner.id) if counted else (False, False)  # noqa: SLF001 - one limiter per person
+        over, _ = self.care_service._flooding(care, practitioner.id) if counted else (False, False)  # noqa: SLF001 - one limiter per person
         if over:
-            if tell:
-                out.desk.append(DeskPost(self.text(care, practitioner).get("flood_limited")))
+            # Every refused command is told (a decision dropped in silence would be believed made),
+            # in the practitioner's words, naming the command.
+            out.desk.append(DeskPost(t.get("desk_flood_limited", command="!" + cmd.spec(str(parsed.name)).display_name(t.locale))))
             return out
         if isinstance(parsed, cmd.CommandError):
             out.desk.append(DeskPost(self.care_service._error_text(care, parsed, t.locale)))  # noqa: SLF001
@@ -147,7 +152,7 @@ class DeskService:
         if req is None or pair is None:
             out.desk.append(DeskPost(t.get("desk_unknown_request", id=rid)))  # other practitioners' ids stay unknown
             return
-        replies = await self.care_service.handle_message(care, pair, "practitioner", body, event_id, req.room_id)
+        replies = await self.care_service.handle_message(care, pair, "practitioner", body, event_id, req.room_id, flood_checked=True)
         after = await self.store.request(req.id)
         line = (await self.lines(care, practitioner, [after]))[0]
         if req.status == Status.PENDING.value and after.status != Status.PENDING.value:
@@ -164,7 +169,7 @@ class DeskService:
 
     def emergency(self, care: CareContext, pair: Pair, room_id: str, event_id: str) -> DeskPost:
         link = permalink(room_id, event_id, self.via)
-        return DeskPost(self.text(care, pair.practitioner).emergency(pair.patient.display_name, link), link=link)
+        return DeskPost(self.text(care, pair.practitioner).emergency(pair.patient.display_name, link), link=link, alert=True)
 
     def elsewhere(self, care: CareContext, pair: Pair, request: Any, role_locale: str) -> Reply:
         link = permalink(request.room_id, request.event_id, self.via)

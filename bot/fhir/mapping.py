@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,34 @@ def _person(kind: str, res: Person, problems: list[Problem]) -> tuple[str, str, 
     return res.id, mxid, name
 
 
+def _people(
+    kind: str, resources: list[Any], problems: list[Problem], counts: Counter[str], taken_ids: Collection[str] = (),
+) -> tuple[set[str], dict[str, tuple[str, str, Any]]]:
+    """Patients or Practitioners: (every id seen, {id: (matrix id, name, resource)} of those
+    used). Skipped and reported: unusable ones, inactive ones, a second resource with the same
+    Matrix URI, and an id already in `taken_ids` (a patient with a practitioner's id)."""
+    seen: set[str] = set()
+    used: dict[str, tuple[str, str, Any]] = {}
+    by_mxid: dict[str, str] = {}
+    for res in resources:
+        seen.add(res.id or "")
+        person = _person(kind, res, problems)
+        if person is None or not res.active:
+            counts[f"{kind}.skipped"] += 1
+            continue
+        pid, mxid, name = person
+        if mxid in by_mxid or pid in taken_ids:
+            other = by_mxid.get(mxid) or f"Practitioner/{pid}"
+            same = "Matrix URI or id" if kind == "Patient" else "Matrix URI"
+            problems.append(Problem(f"{kind}/{pid}", f"same {same} as {other}; keep one resource per person"))
+            counts[f"{kind}.skipped"] += 1
+            continue
+        by_mxid[mxid] = f"{kind}/{pid}"
+        used[pid] = (mxid, name, res)
+        counts[f"{kind}.used"] += 1
+    return seen, used
+
+
 def build_roster(
     patients: list[Any],
     practitioners: list[Any],
@@ -115,23 +144,8 @@ def build_roster(
     counts: Counter[str] = Counter()
 
     # -- practitioners and opt-in --------------------------------------------------------
-    pracs: dict[str, dict[str, Any]] = {}
-    seen_prac: set[str] = set()
-    mxids: dict[str, str] = {}
-    for res in practitioners:
-        seen_prac.add(res.id or "")
-        person = _person("Practitioner", res, problems)
-        if person is None or not res.active:
-            counts["Practitioner.skipped"] += 1
-            continue
-        pid, mxid, name = person
-        if mxid in mxids:
-            problems.append(Problem(f"Practitioner/{pid}", f"same Matrix URI as {mxids[mxid]}; keep one resource per person"))
-            counts["Practitioner.skipped"] += 1
-            continue
-        mxids[mxid] = f"Practitioner/{pid}"
-        pracs[pid] = {"id": pid, "matrix_id": mxid, "display_name": name, "messaging": False}
-        counts["Practitioner.used"] += 1
+    seen_prac, found = _people("Practitioner", practitioners, problems, counts)
+    pracs = {pid: {"id": pid, "matrix_id": mxid, "display_name": name, "messaging": False} for pid, (mxid, name, _) in found.items()}
     for role in roles:
         where = f"PractitionerRole/{role.id}"
         pid = role.practitioner
@@ -159,24 +173,8 @@ def build_roster(
             counts["PractitionerRole.ignored"] += 1
 
     # -- patients ------------------------------------------------------------------------
-    pats: dict[str, dict[str, Any]] = {}
-    seen_pat: set[str] = set()
-    pat_mxids: dict[str, str] = {}
-    for res in patients:
-        seen_pat.add(res.id or "")
-        person = _person("Patient", res, problems)
-        if person is None or not res.active:
-            counts["Patient.skipped"] += 1
-            continue
-        pid, mxid, name = person
-        if mxid in pat_mxids or pid in pracs:
-            other = pat_mxids.get(mxid) or f"Practitioner/{pid}"
-            problems.append(Problem(f"Patient/{pid}", f"same Matrix URI or id as {other}; keep one resource per person"))
-            counts["Patient.skipped"] += 1
-            continue
-        pat_mxids[mxid] = f"Patient/{pid}"
-        pats[pid] = {"id": pid, "matrix_id": mxid, "display_name": name, "locale": res.locale}
-        counts["Patient.used"] += 1
+    seen_pat, found = _people("Patient", patients, problems, counts, taken_ids=pracs.keys())
+    pats = {pid: {"id": pid, "matrix_id": mxid, "display_name": name, "locale": res.locale} for pid, (mxid, name, res) in found.items()}
 
     role_of = {r.id: r.practitioner for r in roles if r.practitioner}  # PractitionerRole -> Practitioner
 

@@ -191,6 +191,9 @@ async def connect(
     return client
 
 
+UNREACHABLE_RETRY_S = 300.0  # a device with no one-time key left is claimed again after this
+
+
 async def share_room_key(
     client: AsyncClient, room_id: str, users: Iterable[str], ignore_unverified: bool
 ) -> bool:
@@ -219,6 +222,11 @@ async def share_room_key(
         asked.update((u, now) for u in unknown)
         olm.users_for_key_query.update(unknown)
         await client.keys_query()
+    # Devices that gave no one-time key when claimed (none left, no fallback key): no Olm
+    # session, so no room key, can reach them. They are left out of "who still needs the key"
+    # for a while; otherwise every reply would claim again and, nio starting a new Megolm
+    # session at each share, re-send a new room key to every device of the pair.
+    unreachable: dict[tuple[str, str], float] = nio_private.per_client(client, "unreachable_devices", dict)
     session = olm.outbound_group_sessions.get(room_id)
     if session is not None and session.shared and not session.expired:
         # users_ignored also holds devices that were blacklisted then: one that became
@@ -228,13 +236,17 @@ async def share_room_key(
             (u, d.id)
             for u in users
             for d in olm.device_store.active_user_devices(u)
-            if d.id != client.device_id and not olm.is_device_blacklisted(d)
+            if d.id != client.device_id and not olm.is_device_blacklisted(d) and unreachable.get((u, d.id), 0.0) <= now
         }
         if needed <= have:
             return False
     missing = olm.get_missing_sessions(users)
     if missing:
         await client.keys_claim(missing)
+        still = [(u, d) for u, devices in olm.get_missing_sessions(list(missing)).items() for d in devices]
+        if still:
+            unreachable.update((key, now + UNREACHABLE_RETRY_S) for key in still)
+            log.warning("matrix.devices_unreachable", room_id=room_id, devices=len(still), retry_in_s=UNREACHABLE_RETRY_S)
     requests = []
     for sharing_with, to_device in olm.share_group_session_parallel(
         room_id, users, ignore_unverified_devices=ignore_unverified

@@ -177,11 +177,13 @@ class DeskRoom:
 
 
     async def _refused(self, room_id: str, practitioner: Practitioner, event: RoomMessageText, text: str) -> bool:
-        """A decision from a device the gate does not trust changes nothing (told in the desk)."""
+        """A decision or an absence from a device the gate does not trust changes nothing (told in the desk)."""
         if self._gate is None:
             return False
         d = self._desks
         parsed = cmd.parse(text, max_length=d.state.care.max_chars)
+        if isinstance(parsed, cmd.Command) and parsed.name in ("away", "back"):  # what patients are told changes
+            return await self._gate.refused_in_desk(room_id, practitioner, event, text)
         if not isinstance(parsed, cmd.Command) or parsed.name not in ("approve", "deny") or parsed.request_id is None:
             return False
         request = await d.store.request(parsed.request_id)

@@ -9,16 +9,17 @@ Found again from their `carebot.desk` / `carebot.space` state after a lost datab
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import structlog
-from nio import AsyncClient, RoomCreateResponse, RoomPutStateResponse, UnknownEvent
+from nio import AsyncClient, RoomPutStateResponse, UnknownEvent
 
 from bot.care.roster import Pair, Practitioner
 from bot.config import DeskConfig
 from bot.desk.naming import pair_room_names
 from bot.desk.rooms import DESK_ORDER, DESK_STATE, SPACE_CHILD, SPACE_STATE, child_content, desk_body, space_body
-from bot.matrix import nio_private
+from bot.runtime.room_creation import create_room
 from bot.runtime.shared import LiveState
 from bot.store import Store
 
@@ -105,46 +106,42 @@ class DeskKeeper:
                 log.info("desk.adopted", room_id=room_id, kind=kind, practitioner=pid)
 
     async def _create_desk(self, practitioner: Practitioner) -> str | None:
-        care = self._state.care
-        locale = getattr(practitioner, "locale", None) or care.default_locale
-        body = desk_body(
-            bot=self._client.user_id, practitioner_mxid=practitioner.matrix_id, practitioner_id=practitioner.id,
-            name=care.texts.get("desk_room_name", locale, practitioner=practitioner.display_name),
-            topic=care.texts.get("desk_topic", locale), room_version=self._room_version,
-        )
-        resp = await nio_private.create_room(self._client, body)
-        if not isinstance(resp, RoomCreateResponse):
-            log.error("desk.create_failed", practitioner=practitioner.id, status=getattr(resp, "status_code", None))
-            return None
-        async with self._store.transaction():
-            await self._store.save_desk(practitioner.id, desk_room_id=resp.room_id)
-            await self._store.audit("bot", "desk.created", resp.room_id, {"practitioner": practitioner.id})
-        self._seen[resp.room_id] = ("desk", practitioner.id)
-        log.info("desk.created", room_id=resp.room_id, practitioner=practitioner.id)
-        return resp.room_id
+        return await self._create("desk", practitioner, desk_body, "desk_room_name", "desk_topic")
 
     async def _create_space(self, practitioner: Practitioner, desk_id: str, pair_rooms: list[str]) -> None:
-        care = self._state.care
-        locale = getattr(practitioner, "locale", None) or care.default_locale
-        body = space_body(
-            bot=self._client.user_id, practitioner_mxid=practitioner.matrix_id, practitioner_id=practitioner.id,
-            name=care.texts.get("space_name", locale, practitioner=practitioner.display_name),
-            topic=care.texts.get("space_topic", locale), room_version=self._room_version,
-        )
         children = [(desk_id, child_content(self._via, order=DESK_ORDER, suggested=True))]
         children += [(room_id, child_content(self._via)) for room_id in pair_rooms]
-        body["initial_state"] += [{"type": SPACE_CHILD, "state_key": rid, "content": c} for rid, c in children]
-        resp = await nio_private.create_room(self._client, body)
-        if not isinstance(resp, RoomCreateResponse):
-            log.error("space.create_failed", practitioner=practitioner.id, status=getattr(resp, "status_code", None))
-            return
+        await self._create("space", practitioner, space_body, "space_name", "space_topic", children)
+
+    async def _create(
+        self, kind: str, practitioner: Practitioner, make_body: Callable[..., dict[str, Any]], name_key: str, topic_key: str,
+        children: list[tuple[str, dict[str, Any]]] | None = None,
+    ) -> str | None:
+        """A desk or a Space (`kind`), its body from `make_body`; a Space created with its
+        `children` in its initial state. Recorded, audited and remembered once created."""
+        care = self._state.care
+        locale = getattr(practitioner, "locale", None) or care.default_locale
+        body = make_body(
+            bot=self._client.user_id, practitioner_mxid=practitioner.matrix_id, practitioner_id=practitioner.id,
+            name=care.texts.get(name_key, locale, practitioner=practitioner.display_name),
+            topic=care.texts.get(topic_key, locale), room_version=self._room_version,
+        )
+        if children is not None:
+            body["initial_state"] += [{"type": SPACE_CHILD, "state_key": rid, "content": c} for rid, c in children]
+        room_id = await create_room(self._client, body, f"{kind}.create_failed", practitioner=practitioner.id)
+        if room_id is None:
+            return None
+        details: dict[str, Any] = {"practitioner": practitioner.id}
+        if children is not None:
+            details["children"] = len(children)
         async with self._store.transaction():
-            await self._store.save_desk(practitioner.id, space_id=resp.room_id)
-            for room_id, _ in children:
-                await self._store.add_space_child(resp.room_id, room_id)
-            await self._store.audit("bot", "space.created", resp.room_id, {"practitioner": practitioner.id, "children": len(children)})
-        self._seen[resp.room_id] = ("space", practitioner.id)
-        log.info("space.created", room_id=resp.room_id, practitioner=practitioner.id, children=len(children))
+            await self._store.save_desk(practitioner.id, **({"desk_room_id": room_id} if kind == "desk" else {"space_id": room_id}))
+            for child, _ in children or ():
+                await self._store.add_space_child(room_id, child)
+            await self._store.audit("bot", f"{kind}.created", room_id, details)
+        self._seen[room_id] = (kind, practitioner.id)
+        log.info(f"{kind}.created", room_id=room_id, **details)
+        return room_id
 
     async def _children(self, space_id: str, desk_id: str, pair_rooms: list[str]) -> None:
         """New pairs' rooms added, closed pairs' rooms removed (an empty content removes)."""

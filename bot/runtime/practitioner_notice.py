@@ -37,3 +37,10 @@ class PractitionerNotices:
         content = notice(text, mentions=[(practitioner.matrix_id, practitioner.display_name)])
         content[TO] = [pair.patient.matrix_id, practitioner.matrix_id]
         await self._store.enqueue(txn, room_id, content)
+
+    async def to_desk(self, practitioner: Practitioner, desk_room_id: str, text: str, *cause: str) -> bool:
+        """Queue `text` in the practitioner's desk (inside the caller's transaction), for what
+        concerns no one pair room; False when there is no desk to tell it in."""
+        if self._desk is None:
+            return False
+        return await self._desk(practitioner, text, txn_for("practitioner", desk_room_id, *cause))

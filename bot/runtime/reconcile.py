@@ -9,14 +9,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from nio import AsyncClient, RoomCreateResponse, RoomGetStateEventResponse, RoomPutStateResponse
+from nio import AsyncClient, RoomGetStateEventResponse, RoomPutStateResponse
 
 from bot.care.renewals import format_id
 from bot.care.roster import Pair
-from bot.matrix import nio_private
 from bot.matrix.messages import notice, renewal_meta
 from bot.matrix.rooms import PAIR_STATE, closed_power_levels, create_room_body, open_power_levels
 from bot.runtime.membership import FIRST_MEMBER
+from bot.runtime.room_creation import create_room
 from bot.runtime.shared import PIN, TO, LiveState, Wake, txn_for
 from bot.store import RoomRecord, Store
 
@@ -157,11 +157,9 @@ class Reconciler:
             topic=care.texts.get("topic", locale),
             room_version=self._room_version,
         )
-        resp = await nio_private.create_room(self._client, body)
-        if not isinstance(resp, RoomCreateResponse):
-            log.error("room.create_failed", pair=f"{pair.patient.id}/{pair.practitioner.id}", status=getattr(resp, "status_code", None))
+        room_id = await create_room(self._client, body, "room.create_failed", pair=f"{pair.patient.id}/{pair.practitioner.id}")
+        if room_id is None:
             return
-        room_id = resp.room_id
         disclaimer = notice(care.texts.get("disclaimer", locale), extra={"carebot.disclaimer": True})
         disclaimer[TO] = [pair.patient.matrix_id, pair.practitioner.matrix_id]
         disclaimer[PIN] = True

@@ -40,6 +40,7 @@ from bot.runtime.housekeeping import Housekeeping
 from bot.runtime.identities import IdentityPins
 from bot.runtime.invites import Invites
 from bot.runtime.membership import Membership
+from bot.runtime.mentions import MentionThrottle
 from bot.runtime.operations import Operations, claim_practitioners
 from bot.runtime.outbox import Outbox
 from bot.runtime.practitioner_notice import PractitionerNotices
@@ -97,7 +98,7 @@ def assemble(
     pins = IdentityPins(store, state, config.trust, lambda: outbox.wake(), notices)
     trust = DeviceTrust(client, config.trust, pins)
     warnings = DeviceWarnings(
-        store, state, client.user_id, config.trust,
+        store, state, client.user_id, config.trust, notices,
         desks=desk.desks if desk else None, device_name=lambda user, device: device_display_name(client, user, device),
     )
     outbox = Outbox(client, store, trust, tofu=config.trust == "tofu", on_unsigned=warnings.warn)
@@ -111,7 +112,8 @@ def assemble(
         on_reconciled=ops.reconciled,
     )
     undecryptable = UndecryptableMessages(client, store, state, config.limits.undecryptable_wait_s, wake)
-    gate = TrustGate(store, state, SenderTrustCheck(client, trust, store.is_owner_forwarded), wake, notices)
+    mentions = MentionThrottle()  # one emergency mention per room per window, whoever sends the notice
+    gate = TrustGate(store, state, SenderTrustCheck(client, trust, store.is_owner_forwarded), wake, notices, mentions)
     if desk:
         desk.room.attach(gate, undecryptable, bridge)
     router = Router(
@@ -121,7 +123,7 @@ def assemble(
         handlers=[
             Membership(client, store, state, wake),
             undecryptable,
-            Conversation(store, service, state, wake, gate=gate, bridge=bridge, on_command=ops.command, relay=desk.relay if desk else None),
+            Conversation(store, service, state, wake, mentions=mentions, gate=gate, bridge=bridge, on_command=ops.command, relay=desk.relay if desk else None),
             Redactions(client, store, state, wake, bridge=bridge),
         ],
         wake=wake,

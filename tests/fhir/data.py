@@ -4,56 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from bot.care.roster import Roster
 from bot.fhir.seed import roster_resources
 from bot.yamlutil import YamlDoc
+from tests.unit.unit_helpers import ROSTER
 
-ROSTER_YAML = """\
-practitioners:
-  - id: dr-martin
-    matrix_id: "@dr.martin:clinic.example"
-    display_name: "Dr Claire Martin"
-    messaging: true
-  - id: dr-bernard
-    matrix_id: "@dr.bernard:clinic.example"
-    display_name: "Dr Paul Bernard"
-    messaging: false
-patients:
-  - id: pat-0001
-    matrix_id: "@alice:clinic.example"
-    display_name: "Alice Dupont"
-    locale: fr
-    care:
-      - practitioner: dr-bernard
-        last_consultation: 2026-01-02
-        treatments:
-          - name: "Ramipril 5 mg"
-            long_term: true
-      - practitioner: dr-martin
-        last_consultation: 2026-09-14
-        treatments:
-          - name: "Levothyroxine 75 µg"
-            long_term: true
-          - name: "Amoxicilline 1 g"
-            long_term: false
-  - id: pat-0002
-    matrix_id: "@bob:clinic.example"
-    display_name: "Bob Durand"
-    care:
-      - practitioner: dr-martin
-        last_consultation: null
-        treatments:
-          - name: "Metformine 500 mg"
-            long_term: true
-  - id: pat-0003
-    matrix_id: "@carol:clinic.example"
-    display_name: "Carol Petit"
-"""
+
+def _fhir_roster(text: str) -> str:
+    """The unit tests' roster, with the one thing FHIR cannot say otherwise: a care link with no
+    consultation exists only through a prescription (Bob's)."""
+    doc = yaml.safe_load(text)
+    bob = next(p for p in doc["patients"] if p["id"] == "pat-0002")
+    bob["care"][0]["treatments"] = [{"name": "Metformine 500 mg", "long_term": True}]
+    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+
+
+ROSTER_YAML = _fhir_roster(ROSTER)
 
 
 def roster() -> Roster:
-    import yaml
-
     return Roster.from_doc(YamlDoc("roster.yaml", yaml.safe_load(ROSTER_YAML), {}))
 
 
@@ -62,8 +33,10 @@ def resources() -> list[dict[str, Any]]:
 
 
 def normalised(r: Roster) -> Roster:
-    """Same people in id order (the server's order is not the file's)."""
+    """Same people in id order, and each patient's care by practitioner id (the server's order
+    is not the file's)."""
+    patients = [p.model_copy(update={"care": tuple(sorted(p.care, key=lambda c: c.practitioner))}) for p in r.patients]
     return Roster(
         practitioners=tuple(sorted(r.practitioners, key=lambda p: p.id)),
-        patients=tuple(sorted(r.patients, key=lambda p: p.id)),
+        patients=tuple(sorted(patients, key=lambda p: p.id)),
     )

@@ -207,6 +207,10 @@ async def test_the_patient_never_reads_practitioner_instructions(scenario: Scena
     assert "15" in numbers["content"]["body"] and s.doc.user_id in numbers["content"]["m.mentions"]["user_ids"]
     flagged = await wait_js_event(s.doc, s.desk, lambda e: _bot_notice(s)(e) and str(e["content"]["body"]).startswith("⚠️ Alice Dupont"), "emergency in the desk")
     assert s.rooms["pat-01"].lstrip("!")[:8] in flagged["content"]["body"]
+    # …and it rings: Element's push rules, evaluated on the decrypted event, notify and highlight
+    # (a notice would be silenced by .m.rule.suppress_notices, mention or not).
+    push = {e["eventId"]: e for e in (await s.doc.call("pushDetails", roomId=s.desk))["events"]}[flagged["eventId"]]
+    assert push["notify"] and push["highlight"] and push["rule"] == ".m.rule.is_user_mention", push
     # Asked for help in a patient's room, the practitioner is pointed to the desk.
     asked = await s.doc.send(s.rooms["pat-01"], "!aide")
     pointer = await wait_js_event(s.doc, s.rooms["pat-01"], lambda e: e["sender"] == s.bot_id and js_reply_to(e) == asked and e.get("decrypted"), "help pointing to the desk")
@@ -274,7 +278,7 @@ async def test_absence_tells_writing_patients_once_a_day_and_requests_still_queu
     room = s.rooms["pat-02"]
     n = len(s.alice2.seen)
     await s.alice2.send(room, "Bonjour docteur")
-    notice = await s.alice2.wait_for(lambda m: m.sender == s.bot_id and "jusqu'au" in str(m.content.get("body", "")), after=n)
+    notice = await s.alice2.wait_for(lambda m: m.sender == s.bot_id and "retour prévu le" in str(m.content.get("body", "")), after=n)
     assert "Le Dr Bernard me remplace" in notice.content["body"] and "15" in notice.content["body"]
     for r in await s.bot.store.open_requests("pat-02"):  # a fresh request, not a duplicate
         cancel = await s.alice2.send(room, f"!annuler R{r.id}")
@@ -283,7 +287,7 @@ async def test_absence_tells_writing_patients_once_a_day_and_requests_still_queu
     queued = await s.alice2.wait_for(replying_to(ask), after=n)
     rid = queued.content["carebot.renewal"]["id"]
     await wait_js_event(s.doc, s.desk, lambda e: _bot_notice(s)(e) and (e["content"].get("carebot.renewal") or {}).get("id") == rid, "request queued in the desk")
-    absence_notices = [m for m in s.alice2.seen[n:] if m.sender == s.bot_id and "jusqu'au" in str(m.content.get("body", ""))]
+    absence_notices = [m for m in s.alice2.seen[n:] if m.sender == s.bot_id and "retour prévu le" in str(m.content.get("body", ""))]
     assert len(absence_notices) == 1, "one notice a day"
     listing = (await s.desk_reply("!attente", "listing during the absence"))["content"]["body"]
     assert listing.startswith("Absence en cours"), listing
@@ -345,8 +349,8 @@ async def test_a_practitioner_who_leaves_the_desk_is_invited_again_and_welcomed(
     await wait_js_event(s.doc, s.desk, lambda e: e["eventId"] not in before and _bot_notice(s)(e) and str(e["content"]["body"]).startswith("Bienvenue"), "welcome again")
 
 
-async def test_a_decision_typed_in_the_desk_from_an_unsigned_device_changes_nothing(homeserver, new_user, tmp_path) -> None:
-    """The desk passes decisions through the same trust gate as pair rooms (`cross-signed`)."""
+async def test_a_decision_or_absence_typed_in_the_desk_from_an_unsigned_device_changes_nothing(homeserver, new_user, tmp_path) -> None:
+    """The desk passes decisions and absences through the same trust gate as pair rooms (`cross-signed`)."""
     import asyncio
 
     from tests.integration.helpers import make_clinic
@@ -390,6 +394,13 @@ async def test_a_decision_typed_in_the_desk_from_an_unsigned_device_changes_noth
             )
             assert "Unknown laptop" in refusal["content"]["body"], refusal["content"]["body"]
             assert (await bot.store.request(1)).status == "pending"
+            # An absence would change what patients are told: gated the same way.
+            await stolen.send(desk, f"!absent {(dt.date.today() + dt.timedelta(days=10)).isoformat()}")
+            await wait_js_event(
+                doc, desk, lambda e: e["sender"] == bot_id and e.get("decrypted") and "!absent" in str(e["content"].get("body", ""))
+                and stolen.device_id in str(e["content"].get("body", "")), "the refusal of the absence",
+            )
+            assert await bot.store.absence("dr-a") is None
 
             await doc.send(desk, "!accepter R1 Ordonnance prête")
             approved = await wait_js_event(

@@ -13,11 +13,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,36 @@ async def _join_desk(bot: Any, practitioner: Any) -> str:
     return desk
 
 
+@dataclass
+class ElementPair:
+    """A clinic whose patient and practitioner use Element's stack, both in their pair room."""
+
+    clinic: Any
+    bot: Any
+    patient: Any
+    practitioner: Any
+    room_id: str
+
+
+@contextlib.asynccontextmanager
+async def _element_pair(homeserver: Any, new_user: Any, tmp_path: Path, *, cross_signed: bool) -> AsyncIterator[ElementPair]:
+    clinic = make_clinic(tmp_path, homeserver, new_user)  # trust: tofu (the default) unless cross_signed
+    if cross_signed:
+        _cross_signed(clinic.config_path)
+    patient = await element_user("patient", clinic.patient, homeserver.url)
+    practitioner = await element_user("practitioner", clinic.practitioner, homeserver.url)
+    try:
+        async with running_bot(clinic.config_path) as bot:
+            room_id = await patient.wait_invite(timeout=TIMEOUT)
+            assert await practitioner.wait_invite(timeout=TIMEOUT, room_id=room_id) == room_id
+            await patient.join(room_id)
+            await practitioner.join(room_id)
+            yield ElementPair(clinic, bot, patient, practitioner, room_id)
+    finally:
+        await practitioner.close()
+        await patient.close()
+
+
 def _from_bot(bot_id: str, pred: Callable[[dict], bool]) -> Callable[[dict], bool]:
     return lambda e: e["sender"] == bot_id and bool(e.get("decrypted")) and "decryptionError" not in e and pred(e)
 
@@ -79,20 +111,13 @@ def _status(status: str) -> Callable[[dict], bool]:
 async def test_an_unsigned_device_of_the_practitioner_cannot_approve_but_the_signed_one_can(
     homeserver, new_user, tmp_path
 ):
-    clinic = make_clinic(tmp_path, homeserver, new_user)
-    _cross_signed(clinic.config_path)
-    bot_id = clinic.bot[0]
-    patient = await element_user("patient", clinic.patient, homeserver.url)
-    practitioner = await element_user("practitioner", clinic.practitioner, homeserver.url)
     from tests.interop.peer import JsPeer
 
     stolen = await JsPeer.start("practitioner-unsigned")
     try:
-        async with running_bot(clinic.config_path) as bot:
-            room_id = await patient.wait_invite(timeout=TIMEOUT)
-            assert await practitioner.wait_invite(timeout=TIMEOUT, room_id=room_id) == room_id
-            await patient.join(room_id)
-            await practitioner.join(room_id)
+        async with _element_pair(homeserver, new_user, tmp_path, cross_signed=True) as s:
+            clinic, bot, patient, practitioner, room_id = s.clinic, s.bot, s.patient, s.practitioner, s.room_id
+            bot_id = clinic.bot[0]
             asked = await patient.send(room_id, "!renouveler Levothyroxine 75 µg")
             pending = await wait_js_event(
                 patient, room_id, _from_bot(bot_id, lambda e: js_reply_to(e) == asked), "pending reply", TIMEOUT
@@ -133,8 +158,6 @@ async def test_an_unsigned_device_of_the_practitioner_cannot_approve_but_the_sig
             assert (await bot.store.request(1)).status == "approved"
     finally:
         await stolen.close()
-        await practitioner.close()
-        await patient.close()
 
 
 async def _known(peer: Any, user_id: str, device_id: str) -> dict | None:
@@ -152,71 +175,61 @@ async def _in_room(peer: Any, room_id: str) -> bool:
 async def test_an_identity_reset_of_the_patient_is_reported_and_withheld_until_the_admin_accepts_it(
     homeserver, new_user, tmp_path
 ):
-    clinic = make_clinic(tmp_path, homeserver, new_user)
-    _cross_signed(clinic.config_path)
-    cfg = str(clinic.config_path)
-    bot_id, patient_id = clinic.bot[0], clinic.patient[0]
-    patient = await element_user("patient", clinic.patient, homeserver.url)
-    practitioner = await element_user("practitioner", clinic.practitioner, homeserver.url)
-    try:
-        async with running_bot(clinic.config_path) as bot:
-            room_id = await patient.wait_invite(timeout=TIMEOUT)
-            assert await practitioner.wait_invite(timeout=TIMEOUT, room_id=room_id) == room_id
-            await patient.join(room_id)
-            await practitioner.join(room_id)
-            desk = await _join_desk(bot, practitioner)
-            await wait_js_event(patient, room_id, _from_bot(bot_id, lambda e: e["content"].get("carebot.disclaimer") is True), "banner", TIMEOUT)
+    async with _element_pair(homeserver, new_user, tmp_path, cross_signed=True) as s:
+        clinic, bot, patient, practitioner, room_id = s.clinic, s.bot, s.patient, s.practitioner, s.room_id
+        cfg = str(clinic.config_path)
+        bot_id, patient_id = clinic.bot[0], clinic.patient[0]
+        desk = await _join_desk(bot, practitioner)
+        await wait_js_event(patient, room_id, _from_bot(bot_id, lambda e: e["content"].get("carebot.disclaimer") is True), "banner", TIMEOUT,
+                            after_reload=True)
 
-            # The first master key seen is pinned.
-            pins = await _until(lambda: _pins(bot, patient_id), "the patient's identity pinned")
-            first = pins.master_key
-            assert pins.new_master_key is None
+        # The first master key seen is pinned.
+        pins = await _until(lambda: _pins(bot, patient_id), "the patient's identity pinned")
+        first = pins.master_key
+        assert pins.new_master_key is None
 
-            # Identity reset, as Element's "Reset your identity".
-            reset = await patient.reset_cross_signing(clinic.patient[1])
-            assert reset["masterKey"] != reset["before"], reset
-            changed = await _until(lambda: _audit(bot, "identity.changed"), "the reset audited")
-            assert changed[0]["actor"] == "pat-1" and changed[0]["details"]["new"] == reset["masterKey"], changed
-            assert changed[0]["details"]["pinned"] == first, changed
-            told = await wait_js_event(  # in the practitioner's desk: for them alone
-                practitioner, desk,
-                _from_bot(bot_id, lambda e: "Pat Test" in str(e["content"].get("body", "")) and "identité" in str(e["content"].get("body", ""))),
-                "the practitioner told of the reset", TIMEOUT,
-            )
-            assert clinic.practitioner[0] in told["content"]["m.mentions"]["user_ids"], told
-            await wait_js_event(  # the patient's notice is in their room (readable by trusted devices)
-                practitioner, room_id, _from_bot(bot_id, lambda e: e["content"].get("carebot.identity_changed") is True),
-                "the patient's notice", TIMEOUT,
-            )
-            listing = await _cli("trust", "list", "--config", cfg)
-            assert listing.returncode == 0, listing.stderr
-            assert "CHANGED" in listing.stdout and reset["masterKey"] in listing.stdout and first in listing.stdout, listing.stdout
+        # Identity reset, as Element's "Reset your identity".
+        reset = await patient.reset_cross_signing(clinic.patient[1])
+        assert reset["masterKey"] != reset["before"], reset
+        changed = await _until(lambda: _audit(bot, "identity.changed"), "the reset audited")
+        assert changed[0]["actor"] == "pat-1" and changed[0]["details"]["new"] == reset["masterKey"], changed
+        assert changed[0]["details"]["pinned"] == first, changed
+        told = await wait_js_event(  # in the practitioner's desk: for them alone
+            practitioner, desk,
+            _from_bot(bot_id, lambda e: "Pat Test" in str(e["content"].get("body", "")) and "identité" in str(e["content"].get("body", ""))),
+            "the practitioner told of the reset", TIMEOUT,
+        )
+        assert clinic.practitioner[0] in told["content"]["m.mentions"]["user_ids"], told
+        await wait_js_event(  # the patient's notice is in their room (readable by trusted devices)
+            practitioner, room_id, _from_bot(bot_id, lambda e: e["content"].get("carebot.identity_changed") is True),
+            "the patient's notice", TIMEOUT,
+        )
+        listing = await _cli("trust", "list", "--config", cfg)
+        assert listing.returncode == 0, listing.stderr
+        assert "CHANGED" in listing.stdout and reset["masterKey"] in listing.stdout and first in listing.stdout, listing.stdout
 
-            # The new identity signs nothing for the bot: the patient's request does not count.
-            asked = await patient.send(room_id, "!renouveler Levothyroxine 75 µg")
-            refusal = await wait_js_event(
-                practitioner, room_id, _from_bot(bot_id, lambda e: js_reply_to(e) == asked), "the refusal", TIMEOUT
-            )
-            assert "nouvelle identité" in refusal["content"]["body"], refusal["content"]["body"]
-            assert await bot.store.requests_in_room(room_id) == []
-            mine = await wait_js_event(patient, room_id, lambda e: e["eventId"] == refusal["eventId"], "the refusal, for the patient")
-            assert not mine.get("decrypted"), mine  # keys withheld from the new identity
+        # The new identity signs nothing for the bot: the patient's request does not count.
+        asked = await patient.send(room_id, "!renouveler Levothyroxine 75 µg")
+        refusal = await wait_js_event(
+            practitioner, room_id, _from_bot(bot_id, lambda e: js_reply_to(e) == asked), "the refusal", TIMEOUT
+        )
+        assert "nouvelle identité" in refusal["content"]["body"], refusal["content"]["body"]
+        assert await bot.store.requests_in_room(room_id) == []
+        mine = await wait_js_event(patient, room_id, lambda e: e["eventId"] == refusal["eventId"], "the refusal, for the patient")
+        assert not mine.get("decrypted"), mine  # keys withheld from the new identity
 
-            # The admin accepts the new identity (after a phone call): the patient counts again.
-            accepted = await _cli("trust", "accept", patient_id, "--config", cfg)
-            assert accepted.returncode == 0, accepted.stderr
-            assert reset["masterKey"] in accepted.stdout
-            assert (await _audit(bot, "identity.accepted"))[0]["actor"] == "admin"
-            asked = await patient.send(room_id, "!renouveler Levothyroxine 75 µg")
-            pending = await wait_js_event(
-                patient, room_id, _from_bot(bot_id, lambda e: js_reply_to(e) == asked), "the patient reads the answer", TIMEOUT
-            )
-            assert pending["content"]["carebot.renewal"]["status"] == "pending", pending
-            again = await clinic_cli_accept_again(cfg, patient_id)
-            assert again.returncode == 1 and "no identity change waiting" in again.stderr, again.stderr
-    finally:
-        await practitioner.close()
-        await patient.close()
+        # The admin accepts the new identity (after a phone call): the patient counts again.
+        accepted = await _cli("trust", "accept", patient_id, "--config", cfg)
+        assert accepted.returncode == 0, accepted.stderr
+        assert reset["masterKey"] in accepted.stdout
+        assert (await _audit(bot, "identity.accepted"))[0]["actor"] == "admin"
+        asked = await patient.send(room_id, "!renouveler Levothyroxine 75 µg")
+        pending = await wait_js_event(
+            patient, room_id, _from_bot(bot_id, lambda e: js_reply_to(e) == asked), "the patient reads the answer", TIMEOUT
+        )
+        assert pending["content"]["carebot.renewal"]["status"] == "pending", pending
+        again = await clinic_cli_accept_again(cfg, patient_id)
+        assert again.returncode == 1 and "no identity change waiting" in again.stderr, again.stderr
 
 
 async def clinic_cli_accept_again(cfg: str, user_id: str) -> subprocess.CompletedProcess[str]:
@@ -230,42 +243,32 @@ async def _pins(bot: Any, user_id: str) -> Any:
 async def test_in_tofu_mode_a_patient_who_resets_their_identity_reads_the_notice_and_keeps_counting(
     homeserver, new_user, tmp_path
 ):
-    clinic = make_clinic(tmp_path, homeserver, new_user)  # trust: tofu (the default)
-    bot_id, patient_id = clinic.bot[0], clinic.patient[0]
-    patient = await element_user("patient", clinic.patient, homeserver.url)
-    practitioner = await element_user("practitioner", clinic.practitioner, homeserver.url)
-    try:
-        async with running_bot(clinic.config_path) as bot:
-            room_id = await patient.wait_invite(timeout=TIMEOUT)
-            assert await practitioner.wait_invite(timeout=TIMEOUT, room_id=room_id) == room_id
-            await patient.join(room_id)
-            await practitioner.join(room_id)
-            desk = await _join_desk(bot, practitioner)
-            await _until(lambda: _pins(bot, patient_id), "the patient's identity pinned")
+    async with _element_pair(homeserver, new_user, tmp_path, cross_signed=False) as s:  # trust: tofu (the default)
+        clinic, bot, patient, practitioner, room_id = s.clinic, s.bot, s.patient, s.practitioner, s.room_id
+        bot_id, patient_id = clinic.bot[0], clinic.patient[0]
+        desk = await _join_desk(bot, practitioner)
+        await _until(lambda: _pins(bot, patient_id), "the patient's identity pinned")
 
-            reset = await patient.reset_cross_signing(clinic.patient[1])
-            notice = await wait_js_event(
-                patient, room_id, _from_bot(bot_id, lambda e: e["content"].get("carebot.identity_changed") is True),
-                "the patient reads the notice about their identity", TIMEOUT,
-            )
-            assert "Si ce n'est pas vous" in notice["content"]["body"], notice["content"]["body"]
-            told = await wait_js_event(  # in the practitioner's desk: for them alone
-                practitioner, desk,
-                _from_bot(bot_id, lambda e: "Pat Test" in str(e["content"].get("body", "")) and "identité" in str(e["content"].get("body", ""))),
-                "the practitioner told of the reset", TIMEOUT,
-            )
-            assert "carebot trust accept" not in told["content"]["body"]
-            changed = await _audit(bot, "identity.changed")
-            assert changed[0]["details"]["new"] == reset["masterKey"] and changed[0]["details"]["withheld"] is False
+        reset = await patient.reset_cross_signing(clinic.patient[1])
+        notice = await wait_js_event(
+            patient, room_id, _from_bot(bot_id, lambda e: e["content"].get("carebot.identity_changed") is True),
+            "the patient reads the notice about their identity", TIMEOUT,
+        )
+        assert "Si ce n'est pas vous" in notice["content"]["body"], notice["content"]["body"]
+        told = await wait_js_event(  # in the practitioner's desk: for them alone
+            practitioner, desk,
+            _from_bot(bot_id, lambda e: "Pat Test" in str(e["content"].get("body", "")) and "identité" in str(e["content"].get("body", ""))),
+            "the practitioner told of the reset", TIMEOUT,
+        )
+        assert "carebot trust accept" not in told["content"]["body"]
+        changed = await _audit(bot, "identity.changed")
+        assert changed[0]["details"]["new"] == reset["masterKey"] and changed[0]["details"]["withheld"] is False
 
-            asked = await patient.send(room_id, "!renouveler Levothyroxine 75 µg")
-            pending = await wait_js_event(
-                patient, room_id, _from_bot(bot_id, lambda e: js_reply_to(e) == asked), "the answer", TIMEOUT
-            )
-            assert pending["content"]["carebot.renewal"]["status"] == "pending", pending
-    finally:
-        await practitioner.close()
-        await patient.close()
+        asked = await patient.send(room_id, "!renouveler Levothyroxine 75 µg")
+        pending = await wait_js_event(
+            patient, room_id, _from_bot(bot_id, lambda e: js_reply_to(e) == asked), "the answer", TIMEOUT
+        )
+        assert pending["content"]["carebot.renewal"]["status"] == "pending", pending
 
 
 def _put_plaintext(homeserver_url: str, token: str, room_id: str, content: dict) -> str:

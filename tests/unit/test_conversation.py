@@ -34,9 +34,10 @@ async def test_french_command_from_an_english_patient_is_answered_in_french(env:
     pair = care.roster.pair("pat-0001", "dr-martin")
     r = await env.one("patient", f"!renouveler {LEVO}", care=care, pair=pair)
     assert r.text == env.t("renewal_pending", "fr", id="R1", medication=LEVO)
-    # Free text (an emergency) follows the roster: English.
+    # Free text (an emergency) follows the roster: English first; written in French words, the
+    # numbers come again in French.
     r = await env.one("patient", "douleur thoracique", care=care, pair=pair)
-    assert r.text == env.t("emergency_notice", "en")
+    assert r.text == env.t("emergency_notice", "en") + "\n\n" + env.t("emergency_notice", "fr")
     # The practitioner's decision is told to the patient in the roster language.
     r = await env.one("practitioner", "!accepter R1", care=care, pair=pair)
     assert r.text == env.t("renewal_approved", "en", id="R1", medication=LEVO)

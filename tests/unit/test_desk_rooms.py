@@ -62,3 +62,14 @@ def test_desk_notice_carries_the_request_the_patient_id_and_a_clickable_link() -
     plain = desk_content(DeskPost("x"), doc)
     assert "carebot.renewal" not in plain and plain["m.mentions"] == {"user_ids": []}
     json.dumps(content)
+
+
+def test_a_desk_alert_is_a_mentioning_text_so_that_default_push_rules_ring_for_it() -> None:
+    # .m.rule.suppress_notices (an override rule before .m.rule.is_user_mention) silences every
+    # m.notice, mention or not: an emergency alert must be m.text to notify the practitioner.
+    doc = SimpleNamespace(matrix_id=DOC, display_name="Dr Claire Martin")
+    link = permalink("!alice:x", "$e")
+    alert = desk_content(DeskPost(f"⚠️ Alice Dupont: a message may signal an emergency. {link}", link=link, alert=True), doc)
+    assert alert["msgtype"] == "m.text" and alert["m.mentions"] == {"user_ids": [DOC]}
+    assert f'<a href="{link}">' in alert["formatted_body"]
+    assert desk_content(DeskPost("New request R7"), doc, mention=True)["msgtype"] == "m.notice"

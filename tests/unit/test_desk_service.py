@@ -186,7 +186,10 @@ async def test_away_and_back(env: Env) -> None:
     assert listing.startswith("Absence en cours : retour le lundi 7 décembre 2026")
     alice = env.pair("pat-0001")
     first = await env.desk.absence_reply(env.care, alice, env.clock())
-    assert first is not None and "jusqu'au lundi 7 décembre 2026" in first.text and "15" in first.text
+    # The day typed is the return day: the patient reads it as such (not "jusqu'au", which
+    # would read as away that day too).
+    assert first is not None and "retour prévu le lundi 7 décembre 2026" in first.text and "15" in first.text
+    assert "jusqu'au" not in first.text
     assert "Le Dr Bernard me remplace" in first.text
     assert await env.desk.absence_reply(env.care, alice, env.clock()) is None  # once a day
     env.clock.at += dt.timedelta(days=1)
@@ -247,6 +250,8 @@ def test_a_long_listing_shows_the_oldest_and_counts_the_rest(env: Env) -> None:
     assert text.splitlines()[0].startswith("Demandes en attente de vos patients (300)")
     assert "• R1 — P1" in text and f"• R{MAX_LISTED} — " in text and f"• R{MAX_LISTED + 1} — " not in text
     assert text.endswith(f"… et {300 - MAX_LISTED} autres, plus récentes.")
+    english = DeskText(env.care.texts, "en").listing(lines, now, env.turnaround)
+    assert english.endswith(f"… and {300 - MAX_LISTED} newer ones.")
     assert len(text.encode()) < 16000
 
 
@@ -256,3 +261,33 @@ async def test_desk_answers_in_the_language_of_the_command_word(env: Env) -> Non
     assert (await env.at_desk("!attente")).desk[0].text.startswith("Demandes en attente de vos patients (1)")
     assert (await env.at_desk("!help")).desk[0].text.startswith("Your desk:")
     assert "Monday, 7 December 2026" in (await env.at_desk("!away 2026-12-07")).desk[0].text
+
+
+async def test_a_decision_from_the_desk_counts_once_toward_the_flood_limit(env: Env) -> None:
+    # The desk checks the limit, then hands the decision to the care service: counting it
+    # there again let a practitioner make only half the decisions the limit allows.
+    limit = env.care.flood_per_minute
+    for n in range(limit):
+        await env.renew("pat-0001" if n % 2 == 0 else "pat-0004")
+        out = await env.at_desk(f"!accepter R{n + 1}")
+        assert len(out.pair) == 1, (n, [p.text for p in out.desk])
+
+
+async def test_the_desk_flood_notice_is_written_for_the_practitioner_and_every_refused_command_is_told(env: Env) -> None:
+    limit = env.care.flood_per_minute
+    for _ in range(limit):
+        await env.at_desk("!attente")
+    first = await env.at_desk("!pending")
+    second = await env.at_desk("!back")
+    for out, command in ((first, "!pending"), (second, "!back")):
+        [post] = out.desk
+        assert command in post.text and "minute" in post.text, post.text
+        assert "praticien" not in post.text and "practitioner" not in post.text  # not the patient's text
+    assert first.desk[0].text.startswith("You sent")  # in the language of the command word
+
+
+async def test_the_emergency_heads_up_in_the_desk_is_an_alert_and_a_new_request_is_not(env: Env) -> None:
+    post = env.desk.emergency(env.care, env.pair("pat-0001"), ROOMS["pat-0001"], "$e1")
+    assert post.alert and post.text.startswith("⚠️ Alice Dupont")
+    req = await env.renew("pat-0001")
+    assert not (await env.desk.new_request(env.care, env.pair("pat-0001"), req)).alert

@@ -393,6 +393,17 @@ async def test_english_emergency_with_english_locale(env: Env) -> None:
     assert r.emergency and r.text == env.t("emergency_notice", "en")
 
 
+async def test_an_emergency_written_in_the_other_language_gets_the_numbers_in_both(env: Env) -> None:
+    # Alice's roster language is French; she writes in English: she must not have to read the
+    # emergency numbers in a language she may not read. Roster language first.
+    r = await env.one("patient", "I have chest pain since this morning")
+    assert r.emergency and r.text == env.t("emergency_notice", "fr") + "\n\n" + env.t("emergency_notice", "en")
+    assert (await env.one("patient", "I have suicidal thoughts")).text == r.text
+    # A word both lists share ("suicide") says nothing of the language: the roster's only.
+    assert (await env.one("patient", "suicide")).text == env.t("emergency_notice", "fr")
+    assert (await env.one("patient", "une douleur thoracique")).text == env.t("emergency_notice", "fr")
+
+
 # -- locales ---------------------------------------------------------------------------------
 
 
@@ -423,8 +434,10 @@ async def test_config_locale_en(env: Env) -> None:
     assert (await env.one("practitioner", "!pending", care=care, pair=bob, room=OTHER_ROOM)).text == env.t("pending_empty", "en")
     # The command word's language wins over the config: "!statut" is answered in French.
     assert (await env.one("patient", "!statut", care=care, pair=bob, room=OTHER_ROOM)).text == env.t("status_empty", "fr")
-    # Notices follow the roster: Bob has no locale (config: en), Alice's is fr.
-    assert (await env.one("patient", "douleur thoracique", care=care, pair=bob, room=OTHER_ROOM)).text == env.t("emergency_notice", "en")
+    # Notices follow the roster: Bob has no locale (config: en), Alice's is fr. Bob wrote in
+    # French: the numbers come in English (his roster language), then in French.
+    both = env.t("emergency_notice", "en") + "\n\n" + env.t("emergency_notice", "fr")
+    assert (await env.one("patient", "douleur thoracique", care=care, pair=bob, room=OTHER_ROOM)).text == both
     assert (await env.one("patient", "douleur thoracique", care=care)).text == env.t("emergency_notice", "fr")
 
 

@@ -115,3 +115,16 @@ def test_wrong_kind_is_reported(tmp_path: Path):
     with pytest.raises(ConfigErrors) as info:
         Texts.load(tmp_path)
     assert info.value.errors[0].key == "kind" and info.value.errors[0].line == 1
+
+
+@pytest.mark.parametrize("key", ["desk_pair_help", "desk_only_here"])
+def test_answers_to_the_practitioner_in_a_pair_room_are_fit_for_the_patient_who_reads_them(texts: Texts, key: str):
+    # Posted in the pair room, they are read by the patient too: nothing that speaks to the
+    # practitioner alone ("your desk", "the patient does not see it", "write to the patient").
+    fr = texts.get(key, "fr", link="https://matrix.to/#/%21d", command="!absent")
+    en = texts.get(key, "en", link="https://matrix.to/#/%21d", command="!away")
+    assert "bureau du praticien" in fr or "son bureau" in fr
+    assert "practitioner's desk" in en or "their desk" in en
+    for text in (fr, en):
+        for addressed in ("votre bureau", "your desk", "ne voit pas", "does not see", "écrivez simplement au patient", "write to the patient"):
+            assert addressed not in text, (key, text)
