@@ -9,7 +9,7 @@ INTEROP_STAMP := $(INTEROP)/node_modules/.installed-stamp
 FHIR_SERVER := tests/fhir
 FHIR_STAMP := $(FHIR_SERVER)/node_modules/.installed-stamp
 
-.PHONY: all install interop fhir-server postgres test unit run run-fhir check bench clean
+.PHONY: all install interop fhir-server postgres test unit run run-fhir check bench bench-element clean
 
 all: test
 
@@ -59,6 +59,11 @@ run-fhir: install fhir-server
 
 bench: install
 	$(PY) -m bench.run
+
+# carebot's `!aide` round trip vs the bare nio echo bot, with Element's stack (matrix-js-sdk +
+# Rust crypto) as the patient; ARGS e.g. "--rounds 200 --isolation both".
+bench-element: install interop
+	$(PY) -m bench.element $(ARGS)
 
 clean:
 	rm -rf .dev .dev-fhir data build *.egg-info

@@ -3,9 +3,10 @@
 Minimal on purpose: one encrypted AsyncClient, joins every invite, answers each m.text it
 can read with an m.notice that replies to it (`m.in_reply_to`), trusting every device.
 Given every advantage carebot has (a fair baseline): carebot's sync filter, the same key
-bookkeeping after each batch, and replies sent like carebot's outbox sends them — rooms in
-parallel (as many at once as carebot's outbox), each room's replies in order. It is in as many
-rooms as carebot: the benchmark creates them for it. Prints `echo.ready` on stderr once synced.
+bookkeeping after each batch, a cross-signed device, and replies sent like carebot's outbox
+sends them — rooms in parallel (as many at once as carebot's outbox), each room's replies in
+order. It is in as many rooms as carebot: the benchmark creates them for it. Prints
+`echo.ready` on stderr once synced.
 
     python -m bench.echo_bot --homeserver URL --user @echo:localhost --store DIR  (password in env ECHO_PASSWORD)
 """
@@ -23,6 +24,7 @@ from nio import AsyncClient, AsyncClientConfig, InviteMemberEvent, LoginResponse
 
 from bench.fair import OUTBOX_PARALLEL_ROOMS, SYNC_FILTER
 from bot.matrix.client import key_bookkeeping
+from bot.matrix.crypto.cross_signing import ensure_cross_signing
 
 
 async def send_replies(client: AsyncClient, replies: dict[str, list[RoomMessageText]], sem: asyncio.Semaphore) -> None:
@@ -52,6 +54,9 @@ async def main(args: argparse.Namespace) -> None:
     assert isinstance(resp, LoginResponse), resp
     if client.should_upload_keys:
         await client.keys_upload()
+    # A cross-signed device, as carebot's (its code): an Element patient that excludes insecure
+    # devices (bench/element.py --isolation only-signed) shares room keys with no other kind.
+    await ensure_cross_signing(client, os.environ["ECHO_PASSWORD"], Path(args.store))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

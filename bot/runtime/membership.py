@@ -66,10 +66,12 @@ class Membership:
         """Post the banner when the first member joins; again for a patient who joins later.
 
         A client only shows an encrypted message in Element's "exclude insecure devices" mode
-        if it knew the sender's device when it first tried to decrypt it, and it learns the
-        bot's device when it joins. So the banner goes out at the first join (still the
-        room's first message: nobody writes before joining), and if the practitioner was
-        first, a copy is posted — and pinned — when the patient arrives.
+        if it knew the sender's device when it first tried to decrypt it, and it starts
+        fetching the bot's devices when it joins. So the banner goes out at the first join
+        (still the room's first message: nobody writes before joining), and if the practitioner
+        was first, a copy is posted — and pinned — when the patient arrives. A client whose
+        /keys/query answer comes after the banner still refuses it until it restarts; the bot
+        cannot see that moment (README, "A banner read too early").
         """
         store = self._store
         async with store.transaction():

@@ -116,6 +116,7 @@ async def test_recover_restores_the_identity_on_a_new_device_after_storage_loss(
                 lambda e: e["sender"] == bot_id and bool(e.get("decrypted"))
                 and (e.get("content") or {}).get("carebot.disclaimer") is True,
                 "decrypted disclaimer",
+                after_reload=True,
             )
         master, signed = await _bot_identity(observer, bot_id)
         assert master and first_device in signed, (master, signed, first_device)
@@ -246,7 +247,7 @@ async def test_cross_signed_mode_withholds_keys_from_an_unsigned_device(homeserv
             await patient.wait_room(lambda r: r == room_id)  # nio knows the room after a sync
 
             # The cross-signed practitioner reads the banner.
-            banner = await wait_js_event(practitioner, room_id, _is_disclaimer, "decrypted disclaimer")
+            banner = await wait_js_event(practitioner, room_id, _is_disclaimer, "decrypted disclaimer", after_reload=True)
             assert banner["sender"] == bot_id
 
             # The patient's unsigned nio device: an m.unverified withheld, no key.

@@ -18,7 +18,15 @@ from typing import Any
 
 import pytest
 
-from tests.integration.helpers import element_user, js_reply_to, js_timeline_summary, make_clinic, running_bot, wait_js_event
+from tests.integration.helpers import (
+    SENDER_TRUST_FAILURES,
+    element_user,
+    js_reply_to,
+    js_timeline_summary,
+    make_clinic,
+    running_bot,
+    wait_js_event,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
@@ -205,8 +213,37 @@ async def test_element_patient_in_only_signed_mode_decrypts_the_pinned_disclaime
             room_id,
             lambda e: e["eventId"] == pinned["pinned"][0] and "decryptionError" not in e and bool(e.get("decrypted")),
             "decrypted pinned disclaimer",
+            after_reload=True,
         )
         assert disclaimer["sender"] == bot_id and disclaimer["encrypted"], disclaimer
         content = disclaimer["content"]
         assert content.get("carebot.disclaimer") is True and content["msgtype"] == "m.notice", content
         assert all(n in content["body"] for n in ("15", "112", "114", "3114")), content["body"]
+
+
+async def test_a_patient_whose_client_learns_the_bot_late_is_refused_the_banner_only_for_the_sender_then_reads_it(
+    homeserver, new_user, tmp_path
+):
+    """Element's race (README, "A banner read too early"): the patient's /keys/query answer comes
+    3 s late, after the banner. Element may then refuse the banner for an unknown sender device,
+    never for a missing key (the bot shared it with the patient's device before sending), and it
+    reads once decrypted again, as a restarted client does."""
+    clinic = make_clinic(tmp_path, homeserver, new_user)
+    patient = await element_user("patient", clinic.patient, homeserver.url, env={"PEER_DELAY_KEYS_QUERY_MS": "3000"})
+    try:
+        async with running_bot(clinic.config_path):
+            bot_id = clinic.bot[0]
+            room_id = await patient.wait_invite(timeout=TIMEOUT)
+            await patient.join(room_id)
+            banner_id = (await _pinned(patient, room_id))["pinned"][0]
+            first = await wait_js_event(patient, room_id, lambda e: e["eventId"] == banner_id, "the banner, as first read")
+            assert first["sender"] == bot_id and first["encrypted"], first
+            assert first["decrypted"] or first.get("decryptionError") in SENDER_TRUST_FAILURES, js_timeline_summary([first])
+            banner = await wait_js_event(
+                patient, room_id, lambda e: e["eventId"] == banner_id and bool(e.get("decrypted")), "the banner, read",
+                after_reload=True,
+            )
+            assert banner["content"].get("carebot.disclaimer") is True, banner["content"]
+            assert all(n in banner["content"]["body"] for n in ("15", "112", "114", "3114")), banner["content"]["body"]
+    finally:
+        await patient.close()

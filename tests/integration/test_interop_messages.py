@@ -52,7 +52,9 @@ async def _barrier(peer: Any, room_id: str, bot_id: str) -> dict:
 async def test_element_replies_edits_threads_and_redactions_are_read_for_what_they_are(homeserver, new_user, tmp_path):
     async with _pair_room(tmp_path, homeserver, new_user) as (bot, patient, practitioner, room_id, bot_id):
         banner_id = (await _pinned(patient, room_id))["pinned"][0]
-        await wait_js_event(patient, room_id, lambda e: e["eventId"] == banner_id and bool(e.get("decrypted")), "banner")
+        await wait_js_event(
+            patient, room_id, lambda e: e["eventId"] == banner_id and bool(e.get("decrypted")), "banner", after_reload=True
+        )
 
         # 3. A reply quoting the banner (emergency words and numbers) is not an emergency...
         thanks = await patient.reply(room_id, banner_id, "Merci, bien noté")

@@ -180,7 +180,8 @@ async def test_an_identity_reset_of_the_patient_is_reported_and_withheld_until_t
         cfg = str(clinic.config_path)
         bot_id, patient_id = clinic.bot[0], clinic.patient[0]
         desk = await _join_desk(bot, practitioner)
-        await wait_js_event(patient, room_id, _from_bot(bot_id, lambda e: e["content"].get("carebot.disclaimer") is True), "banner", TIMEOUT)
+        await wait_js_event(patient, room_id, _from_bot(bot_id, lambda e: e["content"].get("carebot.disclaimer") is True), "banner", TIMEOUT,
+                            after_reload=True)
 
         # The first master key seen is pinned.
         pins = await _until(lambda: _pins(bot, patient_id), "the patient's identity pinned")

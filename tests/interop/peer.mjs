@@ -42,6 +42,10 @@ const CRYPTO_WASM_VERSION = packageVersion("@matrix-org/matrix-sdk-crypto-wasm")
 
 const MEGOLM = "m.megolm.v1.aes-sha2";
 
+// Decryption refused for who sent it (their device unknown, or not known to be cross-signed
+// yet) rather than for a missing key: DecryptionFailureCode values.
+const SENDER_TRUST_FAILURES = new Set(["UNKNOWN_SENDER_DEVICE", "UNSIGNED_SENDER_DEVICE"]);
+
 // The /sync long-poll timeout (`pollTimeout`; the sdk's default, as Element's, is 30 s). Every
 // wait here gives up at 30 s, so with the default one long-poll that the homeserver does not
 // cut short when the change comes in (a notification that is late or lost under load) uses
@@ -50,11 +54,15 @@ const MEGOLM = "m.megolm.v1.aes-sha2";
 // these tests: a change announced late costs at most one short poll.
 const SYNC_POLL_MS = 2000;
 
+// How long a join may take to show in the sdk before it counts as missed: five long-polls.
+const JOIN_GRACE_MS = 5 * SYNC_POLL_MS;
+
 let client = null;
 let password = null;
 const timelines = new Map(); // roomId -> MatrixEvent[] (in arrival order)
 const syncNotes = new Map(); // roomId -> the last few /sync summaries for it (see noteSync)
 const reportedInvites = new Set();
+const joinsAsked = new Set(); // rooms we joined through `join` (PEER_HIDE_OWN_JOIN)
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -93,6 +101,20 @@ function noteSync(me, since, body) {
             if (process.env.PEER_TRACE_SYNC) toStderr(`[sync-trace] ${new Date().toISOString()} ${roomId} ${JSON.stringify(note)}`);
         }
     }
+}
+
+function hideOwnJoins(me, body) {
+    let hidden = false;
+    for (const [roomId, o] of Object.entries(body?.rooms?.join ?? {})) {
+        if (!joinsAsked.has(roomId)) continue;
+        for (const part of [o.state, o.timeline]) {
+            if (!part?.events) continue;
+            const kept = part.events.filter((e) => !(e.type === "m.room.member" && e.state_key === me && e.content?.membership === "join"));
+            hidden ||= kept.length !== part.events.length;
+            part.events = kept;
+        }
+    }
+    return hidden;
 }
 
 function syncStatus() {
@@ -206,16 +228,35 @@ function roomSummary(room) {
     };
 }
 
+// Our membership as the server has it (its current state), or why it could not be read.
+async function serverMembership(roomId) {
+    try {
+        return (await client.getStateEvent(roomId, "m.room.member", client.getUserId()))?.membership;
+    } catch (e) {
+        return `unreadable (${e?.errcode ?? e})`;
+    }
+}
+
+// The server's current state of a room, set as the sdk's current state (and the room's
+// encryption handed to the crypto layer if the sdk had not seen it): what a restarted client
+// would hold after its first sync.
+async function adoptServerState(roomId) {
+    const room = client.getRoom(roomId);
+    need(room, `unknown room ${roomId}`);
+    const events = (await client.roomState(roomId)).map((e) => new sdk.MatrixEvent({ ...e, room_id: roomId }));
+    room.currentState.setStateEvents(events);
+    room.recalculate();
+    const encryption = events.find((e) => e.getType() === "m.room.encryption" && e.getStateKey() === "");
+    if (encryption && !(await client.getCrypto().isEncryptionEnabledInRoom(roomId))) {
+        await client.getCrypto().onCryptoEvent(room, encryption);
+    }
+}
+
 // A join the sdk never shows: the server's word on our membership, the sdk's own state, and
 // what the last syncs said about the room.
 async function joinEvidence(roomId) {
     const me = client.getUserId();
-    let server;
-    try {
-        server = (await client.getStateEvent(roomId, "m.room.member", me))?.membership;
-    } catch (e) {
-        server = `unreadable (${e?.errcode ?? e})`;
-    }
+    const server = await serverMembership(roomId);
     const room = client.getRoom(roomId);
     const own = room?.currentState.getStateEvents("m.room.member", me);
     const sdkView = room && {
@@ -224,6 +265,30 @@ async function joinEvidence(roomId) {
         liveTimeline: room.getLiveTimeline().getEvents().map((e) => `${e.getType()}${e.getStateKey() === me ? "(me)" : ""}`),
     };
     return `server membership: ${server}; sdk: ${JSON.stringify(sdkView)}; syncs: ${JSON.stringify(syncNotes.get(roomId) ?? [])}`;
+}
+
+// For the bench's `roundtrip` (bench/element.py): replies seen, by the event they reply to,
+// with node's clock, so that the figure has no Python <-> node hop in it. Installed at the
+// first roundtrip; `seen` is when an event first showed in a timeline (maybe still encrypted).
+let replyWatch = null;
+function watchReplies() {
+    if (replyWatch) return replyWatch;
+    const w = (replyWatch = { seen: new Map(), replies: new Map(), waiters: new Map() });
+    const note = (event) => {
+        const id = event.getId();
+        if (id && !w.seen.has(id)) w.seen.set(id, performance.now());
+        if (event.isEncrypted() && (event.isBeingDecrypted() || event.isDecryptionFailure() || !event.getClearContent())) return;
+        const to = event.getContent()?.["m.relates_to"]?.["m.in_reply_to"]?.event_id;
+        if (!to || w.replies.has(to)) return;
+        const got = { at: performance.now(), event };
+        w.replies.set(to, got);
+        w.waiters.get(to)?.(got);
+    };
+    client.on(sdk.RoomEvent.Timeline, note);
+    client.on(sdk.MatrixEventEvent.Decrypted, (event, err) => {
+        if (!err) note(event);
+    });
+    return w;
 }
 
 const handlers = {
@@ -244,12 +309,24 @@ const handlers = {
         // What each /sync said about our membership, per room (the last few), for failure
         // messages: a join that never shows must be told apart from a server that never sent it.
         const traceFetch = async (url, init) => {
+            // PEER_DELAY_KEYS_QUERY_MS (a debugging aid): hold our /keys/query requests back, as a
+            // loaded machine does, to replay races against the sender's device keys.
+            if (process.env.PEER_DELAY_KEYS_QUERY_MS && String(url).includes("/keys/query")) {
+                await sleep(Number(process.env.PEER_DELAY_KEYS_QUERY_MS));
+            }
             const r = await fetch(url, init);
             if (String(url).includes("/sync")) {
+                let body;
                 try {
-                    noteSync(me, new URL(String(url)).searchParams.get("since"), await r.clone().json());
+                    body = await r.clone().json();
                 } catch {
-                    // not JSON (an error page): the sdk reports it
+                    return r; // not JSON (an error page): the sdk reports it
+                }
+                noteSync(me, new URL(String(url)).searchParams.get("since"), body);
+                // PEER_HIDE_OWN_JOIN (a debugging aid): the sdk never sees our own joins of
+                // the rooms we were invited to, to replay a join the sdk misses (see `join`).
+                if (process.env.PEER_HIDE_OWN_JOIN && hideOwnJoins(me, body)) {
+                    return new Response(JSON.stringify(body), { status: r.status, headers: r.headers });
                 }
             }
             return r;
@@ -362,15 +439,39 @@ const handlers = {
         return { roomId };
     },
 
+    // The join is the server's word (its answer); the sdk's view follows from /sync. When the
+    // sdk has not shown it after JOIN_GRACE_MS of healthy syncing while the server says we are
+    // joined, the sdk has missed it (it never corrects that by itself: a stale "invite" stays):
+    // its room state is then taken from the server's current state, as a restarted client
+    // takes it from its first sync, and that is said on stderr with the evidence.
     async join({ roomId, timeoutMs }) {
         need(client, "not logged in");
+        const total = timeoutMs ?? 30000;
+        const started = Date.now();
+        joinsAsked.add(roomId);
         await client.joinRoom(roomId);
         toStderr(`[peer] ${new Date().toISOString()} joined ${roomId} (server said ok)`);
+        const seen = () => client.getRoom(roomId)?.getMyMembership() === "join";
+        const membershipSeen = () => `membership seen: ${client.getRoom(roomId)?.getMyMembership() ?? "no such room"}`;
         try {
-            await until(`join of ${roomId} in sync`, timeoutMs, () => client.getRoom(roomId)?.getMyMembership() === "join", 100,
-                () => `membership seen: ${client.getRoom(roomId)?.getMyMembership() ?? "no such room"}`);
+            await until(`join of ${roomId} in sync`, Math.min(JOIN_GRACE_MS, total), seen, 100, membershipSeen);
         } catch (e) {
-            throw new Error(`${e.message}\n${await joinEvidence(roomId)}`);
+            const evidence = await joinEvidence(roomId);
+            if ((await serverMembership(roomId)) !== "join") throw new Error(`${e.message}\n${evidence}`);
+            toStderr(`[peer] ${new Date().toISOString()} the sdk missed our join of ${roomId}: ` +
+                `room state taken from the server\n${evidence}`);
+            await adoptServerState(roomId);
+            try {
+                await until(`join of ${roomId} in sync`, Math.max(total - (Date.now() - started), 1000), seen, 100, membershipSeen);
+            } catch (e2) {
+                throw new Error(`${e2.message}\n${await joinEvidence(roomId)}`);
+            }
+        }
+        // Never write in clear into an encrypted room: wait for the sdk to encrypt there.
+        const room = client.getRoom(roomId);
+        if (room?.currentState.getStateEvents("m.room.encryption", "")) {
+            await until(`encryption of ${roomId}`, Math.max(total - (Date.now() - started), 1000),
+                () => client.getCrypto().isEncryptionEnabledInRoom(roomId));
         }
         toStderr(`[peer] ${new Date().toISOString()} join of ${roomId} seen in sync`);
         return { roomId };
@@ -458,6 +559,23 @@ const handlers = {
     async messages({ roomId }) {
         need(client, "not logged in");
         return { events: await roomEvents(roomId) };
+    },
+
+    // What a restarted Element shows for the events it refused because it did not know the
+    // sender's device yet (or could not yet check its cross-signature): the sdk takes those off
+    // its retry list for good (rust-crypto.ts, EventDecryptor.onMegolmDecryptionError) and
+    // tries again on nothing, not even when the sender's keys arrive; only a new decryption
+    // attempt, as a reload makes, reads them. Returns the ids of the events tried again.
+    async rereadSenderTrustFailures({ roomId }) {
+        need(client, "not logged in");
+        const retried = [];
+        for (const ev of timelines.get(roomId) ?? []) {
+            if (ev.isDecryptionFailure() && SENDER_TRUST_FAILURES.has(String(ev.decryptionFailureReason))) {
+                await ev.attemptDecryption(client.getCrypto(), { isRetry: true });
+                retried.push(ev.getId());
+            }
+        }
+        return { retried };
     },
 
     async waitMessage({ roomId, timeoutMs, ...pattern }) {
@@ -570,6 +688,43 @@ const handlers = {
     async crossSignDevice({ deviceId }) {
         await crypto().crossSignDevice(deviceId);
         return { deviceId };
+    },
+
+    // Send `body` and wait, in node, for the decrypted reply (m.in_reply_to) to it. Times in ms
+    // from the send call: elapsedMs to the reply readable, sendMs to the server's ack, seenMs to
+    // the reply first in the timeline; serverMs: the reply's origin_server_ts minus ours.
+    async roundtrip({ roomId, body, timeoutMs = 30000 }) {
+        need(client, "not logged in");
+        const w = watchReplies();
+        const t0 = performance.now();
+        const { event_id: eventId } = await client.sendMessage(roomId, { msgtype: "m.text", body });
+        const sentAt = performance.now();
+        const got = w.replies.get(eventId) ?? await new Promise((resolve, reject) => {
+            const timer = setTimeout(() => {
+                w.waiters.delete(eventId);
+                reject(new Error(`no reply to ${eventId} in ${timeoutMs} ms (${syncStatus()})`));
+            }, timeoutMs);
+            w.waiters.set(eventId, (g) => {
+                clearTimeout(timer);
+                w.waiters.delete(eventId);
+                resolve(g);
+            });
+        });
+        w.replies.delete(eventId);
+        const reply = got.event;
+        const sent = client.getRoom(roomId)?.findEventById(eventId);
+        const seenAt = w.seen.get(reply.getId()) ?? got.at;
+        w.seen.delete(reply.getId());
+        w.seen.delete(eventId);
+        return {
+            eventId,
+            replyId: reply.getId(),
+            sender: reply.getSender(),
+            elapsedMs: got.at - t0,
+            sendMs: sentAt - t0,
+            seenMs: seenAt - t0,
+            serverMs: sent ? reply.getTs() - sent.getTs() : null,
+        };
     },
 
     async stop() {

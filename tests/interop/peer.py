@@ -64,9 +64,12 @@ class JsPeer:
         ]
 
     @classmethod
-    async def start(cls, name: str = "peer", *, log_level: str = "warn", timeout: float = 30) -> JsPeer:
+    async def start(
+        cls, name: str = "peer", *, log_level: str = "warn", timeout: float = 30, env: dict[str, str] | None = None
+    ) -> JsPeer:
+        """`env`: extra environment for this peer (its debugging aids, e.g. PEER_DELAY_KEYS_QUERY_MS)."""
         node = check_installed()
-        env = dict(os.environ, PEER_LOG_LEVEL=os.environ.get("PEER_LOG_LEVEL", log_level))
+        env = dict(os.environ, PEER_LOG_LEVEL=os.environ.get("PEER_LOG_LEVEL", log_level), **(env or {}))
         proc = await asyncio.create_subprocess_exec(
             node,
             str(SCRIPT),
@@ -209,6 +212,11 @@ class JsPeer:
 
     async def messages(self, room_id: str) -> list[dict]:
         return (await self.call("messages", roomId=room_id))["events"]
+
+    async def reread_sender_trust_failures(self, room_id: str) -> list[str]:
+        """Decrypt again, as a restarted Element does, the events the sdk refused because it did
+        not know the sender's device yet (it never retries those by itself): their ids."""
+        return (await self.call("rereadSenderTrustFailures", roomId=room_id))["retried"]
 
     async def wait_message(self, room_id: str, timeout: float = 30, **pattern: Any) -> dict:
         return await self.call(
