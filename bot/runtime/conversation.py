@@ -8,6 +8,7 @@ practitioner at most once per room per 10 minutes (mentions.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
 from typing import Any
@@ -106,7 +107,8 @@ class Conversation:
             if self._bridge is not None:  # the Task writes commit with the request or decision
                 await self._bridge.queue(pair, replies)
         crash_point("after_commit")
-        self._wake()  # start sending while the rest of the batch is handled
+        self._wake()  # the reply's room sender starts now (the outbox reads committed replies)...
+        await asyncio.sleep(0)  # ...and is on the wire before the rest of the batch is handled
         if self._bridge is not None:
             self._bridge.wake()  # the FHIR write happens later, in the bridge's own task
         if self._on_command is not None:

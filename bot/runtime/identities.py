@@ -11,6 +11,9 @@ reads from /keys/query.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import structlog
 
 from bot.care.roster import Pair
@@ -21,16 +24,21 @@ from bot.store import Store
 
 log = structlog.get_logger("carebot")
 
+PINS_FRESH_S = 2.0  # how long a pin read is used before it is read again
+
 
 class IdentityPins:
     def __init__(
-        self, store: Store, state: LiveState, trust_mode: str, wake: Wake, notices: PractitionerNotices | None = None
+        self, store: Store, state: LiveState, trust_mode: str, wake: Wake, notices: PractitionerNotices | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._notices = notices or PractitionerNotices(store)
         self._store = store
         self._state = state
         self._cross_signed = trust_mode == "cross-signed"
         self._wake = wake
+        self._clock = clock
+        self._fresh: dict[str, tuple[float, str | None]] = {}  # user id -> (read at, pinned master key)
 
     def members(self) -> set[str]:
         """Matrix ids of everyone in a verified pair: the users whose identity is pinned."""
@@ -40,7 +48,16 @@ class IdentityPins:
         return out
 
     async def pinned(self, user_ids: list[str]) -> dict[str, str]:
-        return {u: p.master_key for u, p in (await self._store.identity_pins(user_ids)).items()}
+        """The pinned master keys, read before every key share: kept for PINS_FRESH_S, so a
+        burst of replies makes one database read, and `carebot trust accept` (another process)
+        is seen within that time. A pin this process writes is read again at once."""
+        now = self._clock()
+        stale = [u for u in dict.fromkeys(user_ids) if now - self._fresh.get(u, (-1e18, None))[0] > PINS_FRESH_S]
+        if stale:
+            found = await self._store.identity_pins(stale)
+            for u in stale:
+                self._fresh[u] = (now, found[u].master_key if u in found else None)
+        return {u: key for u in user_ids if (key := self._fresh[u][1]) is not None}
 
     async def pending(self, user_id: str) -> str | None:
         pin = (await self._store.identity_pins([user_id])).get(user_id)
@@ -54,11 +71,13 @@ class IdentityPins:
             if master is None or user_id not in members:
                 continue  # no cross-signing (yet), or not someone carebot serves
             roster_id = self._roster_id(user_id)
+            self._fresh.pop(user_id, None)  # read the pin again once this is written
             async with self._store.transaction():
                 pin = (await self._store.identity_pins([user_id])).get(user_id)
                 if pin is None:
                     await self._store.pin_identity(user_id, master)
                     await self._store.audit(roster_id, "identity.pinned", None, {"master_key": master})
+                    self._store.db.after_commit(lambda u=user_id: self._fresh.pop(u, None))
                     continue
                 if master == pin.master_key:
                     if pin.new_master_key is not None:  # back to the pinned identity

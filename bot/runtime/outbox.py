@@ -46,35 +46,46 @@ class Outbox:
         self._failures: dict[str, int] = {}  # room id -> failed rounds in a row
         self._retry_at: dict[str, float] = {}  # room id -> when to try a failed room again
         self.looked = 0  # how many times it has read its queue (what tests wait on)
+        self._stop: asyncio.Event | None = None  # set while `run` runs
+        self._sem = asyncio.Semaphore(PARALLEL_ROOMS)
 
     def wake(self) -> None:
+        """New replies are committed: hand them to their rooms' senders now (while `run` runs),
+        so a reply starts out at the caller's next await, not after the rest of the batch."""
         self._wake.set()
+        if self._stop is not None and not self._stop.is_set():
+            self._dispatch()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until `stop` is set; an item being sent then is finished (sent and removed from
         the outbox) before returning: see `runtime._main`, which waits for it."""
-        sem = asyncio.Semaphore(PARALLEL_ROOMS)
-        loop = asyncio.get_running_loop()
+        self._stop = stop
         try:
             while not stop.is_set():
                 self._wake.clear()
-                now = loop.time()
-                by_room: dict[str, list[OutboxItem]] = {}
-                for item in await self._store.outbox(limit=BATCH):
-                    by_room.setdefault(item.room_id, []).append(item)
-                self.looked += 1
-                for room_id, items in by_room.items():
-                    if room_id not in self._senders and self._retry_at.get(room_id, now) <= now:
-                        task = asyncio.create_task(self._send_room(room_id, items, sem, stop))
-                        self._senders[room_id] = task
-                        task.add_done_callback(lambda _t, r=room_id: self._done(r))
-                waits = [t - now for r, t in self._retry_at.items() if r in by_room and r not in self._senders]
+                waits = self._dispatch()
                 try:  # woken by a new reply, or by a sender that ended (more may be queued)
                     await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, min(waits)) if waits else 30.0)
                 except asyncio.TimeoutError:
                     pass
         finally:
             await asyncio.gather(*self._senders.values(), return_exceptions=True)
+
+    def _dispatch(self) -> list[float]:
+        """Start a sender for each room with queued replies and none running (unless the room
+        is waiting to retry); the seconds until those retries."""
+        assert self._stop is not None
+        now = asyncio.get_running_loop().time()
+        by_room: dict[str, list[OutboxItem]] = {}
+        for item in self._store.queued(limit=BATCH):
+            by_room.setdefault(item.room_id, []).append(item)
+        self.looked += 1
+        for room_id, items in by_room.items():
+            if room_id not in self._senders and self._retry_at.get(room_id, now) <= now:
+                task = asyncio.create_task(self._send_room(room_id, items, self._sem, self._stop))
+                self._senders[room_id] = task
+                task.add_done_callback(lambda _t, r=room_id: self._done(r))
+        return [t - now for r, t in self._retry_at.items() if r in by_room and r not in self._senders]
 
     def _done(self, room_id: str) -> None:
         """A room's sender ended: look again (more may have been queued meanwhile)."""
@@ -86,7 +97,7 @@ class Outbox:
         else:
             self._failures.pop(room_id, None)
             self._retry_at.pop(room_id, None)
-        self._wake.set()
+        self.wake()
 
     async def _send_room(self, room_id: str, items: list[OutboxItem], sem: asyncio.Semaphore, stop: asyncio.Event) -> bool:
         """Send one room's items in order; False at the first that could not be sent (it and

@@ -145,6 +145,9 @@ class CareTables:
             self.db.after_commit(lambda: self._outbox.__setitem__(item.id, item))
 
     async def outbox(self, limit: int = 100) -> list[OutboxItem]:
+        return self.queued(limit)
+
+    def queued(self, limit: int = 100) -> list[OutboxItem]:
         """The oldest unsent replies, from the mirror: no database round trip, and no row of a
         transaction still open (the mirror changes only once a transaction commits)."""
         return list(itertools.islice(self._outbox.values(), limit))

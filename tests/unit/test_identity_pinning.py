@@ -69,6 +69,41 @@ async def _audit(store: Store, action: str) -> list[dict[str, Any]]:
     return [r for r in await store.audit_since(0) if r["action"] == action]
 
 
+async def test_pins_are_read_once_per_burst_and_an_accept_by_the_admin_is_seen_within_seconds(tmp_path):
+    """The pins are read before every key share: one database read serves a burst of replies,
+    a pin this process writes counts at once, and `carebot trust accept` (another process,
+    straight into the database) counts within PINS_FRESH_S."""
+    from bot.runtime import identities
+
+    pins, store, _ = await _pins(tmp_path)
+    now = [1000.0]
+    pins._clock = lambda: now[0]  # a controllable clock
+    reads: list[int] = []
+    read = store.identity_pins
+
+    async def counting(user_ids=None):
+        reads.append(1)
+        return await read(user_ids)
+
+    store.identity_pins = counting  # type: ignore[method-assign]
+    try:
+        assert await pins.pinned([ALICE]) == {}
+        await pins.observe({ALICE: "K1"})
+        assert await pins.pinned([ALICE]) == {ALICE: "K1"}  # its own write: at once
+        reads.clear()
+        for _ in range(5):
+            assert await pins.pinned([ALICE, DOCTOR]) == {ALICE: "K1"}
+        assert len(reads) == 1  # DOCTOR once; ALICE fresh from the read after the write
+        await pins.observe({ALICE: "K2"})  # an identity reset, waiting for the admin
+        assert await pins.pinned([ALICE]) == {ALICE: "K1"}
+        await store.accept_identity(ALICE)  # `carebot trust accept`, from another process
+        assert await pins.pinned([ALICE]) == {ALICE: "K1"}  # not yet seen
+        now[0] += identities.PINS_FRESH_S + 0.1
+        assert await pins.pinned([ALICE]) == {ALICE: "K2"}
+    finally:
+        await store.close()
+
+
 async def test_a_reset_is_audited_once_and_told_to_the_practitioner_and_the_patient(tmp_path):
     pins, store, woken = await _pins(tmp_path)
     try:
