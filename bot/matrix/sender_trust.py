@@ -92,6 +92,8 @@ class SenderTrustCheck:
         if self._devices.mode != CROSS_SIGNED:
             return _with(found, "known_device", trusted=True)
         signed = (await self._devices.signed([event.sender]))[event.sender]
+        if device.id not in signed:  # before refusing: the pins as they are now (an accept just made)
+            signed = (await self._devices.signed([event.sender], fresh=True))[event.sender]
         if device.id in signed:
             return _with(found, "cross_signed", trusted=True)
         pins = self._devices.pins

@@ -40,7 +40,7 @@ CROSS_SIGNED = "cross-signed"
 class Pins(Protocol):
     """Pinned master keys (bot/runtime/identities.py keeps them in the store)."""
 
-    async def pinned(self, user_ids: list[str]) -> dict[str, str]: ...
+    async def pinned(self, user_ids: list[str], fresh: bool = False) -> dict[str, str]: ...
 
     async def observe(self, master_keys: dict[str, str | None]) -> None: ...
 
@@ -65,11 +65,11 @@ class DeviceTrust:
         if self._dirty:
             self._changed.set()
 
-    async def signed(self, user_ids: Iterable[str]) -> dict[str, set[str]]:
+    async def signed(self, user_ids: Iterable[str], fresh: bool = False) -> dict[str, set[str]]:
         """Per user, the devices cross-signed by the user's pinned (or, unpinned, current)
-        master key."""
+        master key. `fresh`: the pins read from the store now, not the last few seconds' read."""
         users = list(dict.fromkeys(user_ids))
-        pins = await self.pins.pinned(users) if self.pins is not None else {}
+        pins = await self.pins.pinned(users, fresh=fresh) if self.pins is not None else {}
         missing = [u for u in users if u not in self._signed or self._pinned_with.get(u) != pins.get(u)]
         if missing:
             query = await query_keys(self.client, missing)
@@ -117,8 +117,16 @@ class DeviceTrust:
                     self._changed.set()
 
     async def unsigned_devices(self, user_ids: Iterable[str]) -> dict[str, list[str]]:
-        """Per user, known devices that are not cross-signed by their owner."""
-        signed = await self.signed(user_ids)
+        """Per user, known devices that are not cross-signed by their owner. In `cross-signed`
+        mode such a device is refused its room key: then the pins are read again first, so an
+        identity the admin has just accepted (`carebot trust accept`) counts at once."""
+        users = list(user_ids)
+        out = self._unsigned(await self.signed(users))
+        if out and self.mode == CROSS_SIGNED and self.pins is not None:
+            out = self._unsigned(await self.signed(users, fresh=True))
+        return out
+
+    def _unsigned(self, signed: dict[str, set[str]]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for user_id, ok in signed.items():
             devices = self.client.device_store.active_user_devices(user_id)

@@ -47,12 +47,13 @@ class IdentityPins:
             out.update((pair.patient.matrix_id, pair.practitioner.matrix_id))
         return out
 
-    async def pinned(self, user_ids: list[str]) -> dict[str, str]:
+    async def pinned(self, user_ids: list[str], fresh: bool = False) -> dict[str, str]:
         """The pinned master keys, read before every key share: kept for PINS_FRESH_S, so a
-        burst of replies makes one database read, and `carebot trust accept` (another process)
-        is seen within that time. A pin this process writes is read again at once."""
+        burst of replies makes one database read. A pin this process writes is read again at
+        once; `fresh` reads them all again (bot/matrix/trust.py does before refusing a device
+        a key, so that `carebot trust accept`, run by another process, counts at once)."""
         now = self._clock()
-        stale = [u for u in dict.fromkeys(user_ids) if now - self._fresh.get(u, (-1e18, None))[0] > PINS_FRESH_S]
+        stale = [u for u in dict.fromkeys(user_ids) if fresh or now - self._fresh.get(u, (-1e18, None))[0] > PINS_FRESH_S]
         if stale:
             found = await self._store.identity_pins(stale)
             for u in stale:

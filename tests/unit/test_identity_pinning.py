@@ -175,7 +175,7 @@ class MemoryPins:
         self.pins: dict[str, str] = {}
         self.new: dict[str, str] = {}
 
-    async def pinned(self, user_ids: list[str]) -> dict[str, str]:
+    async def pinned(self, user_ids: list[str], fresh: bool = False) -> dict[str, str]:
         return {u: self.pins[u] for u in user_ids if u in self.pins}
 
     async def observe(self, master_keys: dict[str, str | None]) -> None:
@@ -214,6 +214,43 @@ async def test_devices_of_a_new_identity_are_not_cross_signed_until_it_is_accept
 
     pins.pins[USER] = reset.master_public  # the admin accepts: the cache follows the pin
     assert await devices.signed([USER]) == {USER: {"NEWPHONE"}}
+
+
+class StalePins(MemoryPins):
+    """Pins read a few seconds ago (`stale`) until asked for a fresh read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale: dict[str, str] = {}
+        self.fresh_reads = 0
+
+    async def pinned(self, user_ids: list[str], fresh: bool = False) -> dict[str, str]:
+        if fresh:
+            self.fresh_reads += 1
+            self.stale = dict(self.pins)
+        return {u: self.stale[u] for u in user_ids if u in self.stale}
+
+
+async def test_a_device_is_refused_its_key_only_after_a_fresh_read_of_the_pins(monkeypatch):
+    """`carebot trust accept` writes the pin from another process: the bot's pins of a few
+    seconds ago still name the old key, and the new phone would be refused the room key."""
+    first, reset = CrossSigningKeys.generate(USER), CrossSigningKeys.generate(USER)
+
+    async def query_keys(client: Any, users: Any) -> dict:
+        return _query(reset, "NEWPHONE")
+
+    monkeypatch.setattr(trust_module, "query_keys", query_keys)
+    pins = StalePins()
+    pins.pins = {USER: first.master_public}
+    pins.stale = dict(pins.pins)
+    store = SimpleNamespace(active_user_devices=lambda user: [SimpleNamespace(id="NEWPHONE")] if user == USER else [])
+    devices = DeviceTrust(SimpleNamespace(device_store=store), CROSS_SIGNED, pins)  # type: ignore[arg-type]
+    assert await devices.unsigned_devices([USER]) == {USER: ["NEWPHONE"]}  # not accepted: refused
+    assert pins.fresh_reads == 1
+    pins.pins[USER] = reset.master_public  # the admin accepts (the bot's read is now stale)
+    assert await devices.unsigned_devices([USER]) == {}
+    assert pins.fresh_reads == 2
+    assert await devices.unsigned_devices([USER]) == {} and pins.fresh_reads == 2  # all signed: no read
 
 
 async def test_watch_rereads_the_identities_of_members_whose_devices_changed(monkeypatch):

@@ -59,7 +59,7 @@ class FakeDevices:
     async def _pending(self, user_id: str) -> str | None:
         return self._pending_key
 
-    async def signed(self, users: list[str]) -> dict[str, set[str]]:
+    async def signed(self, users: list[str], fresh: bool = False) -> dict[str, set[str]]:
         return {u: self._signed for u in users}
 
 
