@@ -20,7 +20,7 @@ from bot.config import DeskConfig
 from bot.desk.naming import pair_room_names
 from bot.desk.rooms import DESK_ORDER, DESK_STATE, SPACE_CHILD, SPACE_STATE, child_content, desk_body, space_body
 from bot.runtime.room_creation import create_room
-from bot.runtime.shared import LiveState
+from bot.runtime.shared import LiveState, settle
 from bot.store import Store
 
 log = structlog.get_logger("carebot")
@@ -90,7 +90,7 @@ class DeskKeeper:
                 await self._ensure_invited(practitioner, [desk_id] + ([space_id] if space_id else []))
                 await self._rename(pairs, rooms)
 
-        await asyncio.gather(*(one(pid, pairs) for pid, pairs in by_practitioner.items()))
+        await settle(one(pid, pairs) for pid, pairs in by_practitioner.items())
         for pid, record in desks.items():  # no verified pair any more: the Space keeps the desk only
             if pid not in by_practitioner and record.space_id and record.desk_room_id:
                 await self._children(record.space_id, record.desk_room_id, [])

@@ -17,7 +17,7 @@ from bot.matrix.messages import notice, renewal_meta
 from bot.matrix.rooms import PAIR_STATE, closed_power_levels, create_room_body, open_power_levels
 from bot.runtime.membership import FIRST_MEMBER
 from bot.runtime.room_creation import create_room
-from bot.runtime.shared import PIN, TO, LiveState, Wake, txn_for
+from bot.runtime.shared import PIN, TO, LiveState, Wake, settle, txn_for
 from bot.store import RoomRecord, Store
 
 POWER_LEVELS = "m.room.power_levels"
@@ -112,7 +112,7 @@ class Reconciler:
                 record = known.get(key)
                 return record is None or record.state != "active" or record.room_id in rooms_to_reinvite
 
-            await asyncio.gather(*(provision(k, p) for k, p in wanted.items() if needs_work(k)))
+            await settle(provision(k, p) for k, p in wanted.items() if needs_work(k))
             for key, record in known.items():
                 if key not in wanted and record.state == "active":
                     await self._close_room(record)

@@ -6,8 +6,9 @@ it, so a reload takes effect for the next event without rebuilding anything.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,16 @@ LEAVE_AFTER = "_carebot_leave_after"  # leave the room once sent
 # The small interfaces components depend on.
 Wake = Callable[[], None]  # "there is something new in the outbox"
 EventHandler = Callable[[str, Any], Awaitable[None]]  # (room id, nio event)
+
+
+async def settle(aws: Iterable[Awaitable[Any]]) -> None:
+    """Await every one, then raise the first error. (`asyncio.gather` raises at the first error
+    and leaves the others running: a room creation still in flight after a reconciliation
+    has failed would race the retry, and the pair, desk or Space would get a second room.)"""
+    results = await asyncio.gather(*aws, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def txn_for(*parts: str) -> str:
