@@ -20,13 +20,10 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import logging
 import secrets
-import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,7 +32,7 @@ from typing import Any
 import yaml
 
 from bench.clients import REPO, Child, Patient
-from bench.run import MEDICATION, machine, say
+from bench.run import MEDICATION, execute, machine, say
 from bench.stats import figure, p50_p95, samples_ms
 from bot.devserver import Homeserver
 from bot.matrix.rooms import MEGOLM
@@ -207,20 +204,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench" / "desk_results.json"))
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.ERROR)
-    tmp = Path(tempfile.mkdtemp(prefix="carebot-desk-bench-"))
-    bench = DeskBench(args, tmp)
-    error = None
-    try:
-        asyncio.run(bench.run())
-    except Exception as e:  # noqa: BLE001 - still write what was measured
-        error = f"{type(e).__name__}: {e}"
-        say(f"FAILED: {error}")
-    finally:
-        if args.keep or error:
-            say(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    bench, error = execute(lambda tmp: DeskBench(args, tmp), "carebot-desk-bench-", keep=args.keep)
     result = {"machine": machine(), "args": vars(args), "figures": bench.figures, "info": bench.info, "error": error}
     Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     for f in bench.figures:

@@ -29,20 +29,16 @@ echo bot can cross-sign its device (see `echo_cross_signed` in the JSON).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import logging
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.clients import REPO
-from bench.run import Bench, commit, machine, pct, say
+from bench.run import Bench, commit, execute, machine, pct, say
 from tests.interop.peer import JsPeer
 
 BODY = "!aide"
@@ -204,22 +200,7 @@ def main() -> int:
     args.concurrency = 4
     args.raw_sample = None
     args.profile_bot = None
-    logging.basicConfig(level=logging.ERROR)
-    for name in ("nio", "peewee", "aiohttp"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    tmp = Path(tempfile.mkdtemp(prefix="carebot-element-bench-"))
-    bench = ElementBench(args, tmp)
-    error = None
-    try:
-        asyncio.run(bench.run())
-    except Exception as e:  # noqa: BLE001 - still write what was measured
-        error = f"{type(e).__name__}: {e}"
-        say(f"FAILED: {error}")
-    finally:
-        if args.keep or error:
-            say(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    bench, error = execute(lambda tmp: ElementBench(args, tmp), "carebot-element-bench-", keep=args.keep)
     result = {
         "machine": {**machine(), "loadavg": [round(x, 2) for x in os.getloadavg()]},
         "params": {"pairs": bench.n_pairs, "rounds": args.rounds, "warmup": args.warmup, "body": BODY,

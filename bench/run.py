@@ -36,6 +36,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -481,6 +482,28 @@ def table(figures: list[dict[str, Any]]) -> str:
     return "\n".join(" | ".join(r[i].ljust(w[i]) for i in range(4)) + " | " + r[4] for r in rows)
 
 
+def execute(make: Callable[[Path], Any], prefix: str, keep: bool) -> tuple[Any, str | None]:
+    """Build a bench in a fresh temp dir and run it, libraries quiet: (the bench, the error that
+    stopped it or None). What was measured before an error is kept; so is the temp dir, then."""
+    logging.basicConfig(level=logging.ERROR)
+    for name in ("nio", "peewee", "aiohttp"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    bench = make(tmp)
+    error = None
+    try:
+        asyncio.run(bench.run())
+    except Exception as e:  # noqa: BLE001 - still write what was measured
+        error = f"{type(e).__name__}: {e}"
+        say(f"FAILED: {error}")
+    finally:
+        if keep or error:
+            say(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return bench, error
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=1000)
@@ -499,22 +522,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.ready_timeout is None:
         args.ready_timeout = max(480.0, 0.6 * args.pairs)
-    logging.basicConfig(level=logging.ERROR)
-    for name in ("nio", "peewee", "aiohttp"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    tmp = Path(tempfile.mkdtemp(prefix="carebot-bench-"))
-    bench = Bench(args, tmp)
-    error = None
-    try:
-        asyncio.run(bench.run())
-    except Exception as e:  # noqa: BLE001 - still write what was measured
-        error = f"{type(e).__name__}: {e}"
-        say(f"FAILED: {error}")
-    finally:
-        if args.keep or error:
-            say(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    bench, error = execute(lambda tmp: Bench(args, tmp), "carebot-bench-", keep=args.keep)
     result = {
         "machine": machine(),
         "params": {"pairs": bench.n_pairs, "patients": args.patients, "rounds": args.rounds,
