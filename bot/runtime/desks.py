@@ -1,8 +1,11 @@
 """Spaces and desks: for each practitioner with a verified pair, one Space holding their desk
 and pair rooms, and one encrypted desk room; pair-room names that tell their rooms apart.
 
-Run after the pair rooms are reconciled, so a new Space is created with all its children in
-its initial state (one request), and later changes are single `m.space.child` updates.
+Desk rooms are made before the pair rooms (`ensure_desks`), so that what is meant for the
+practitioner while their pair rooms are being made (a patient's unsigned device, met when the
+banner goes out) already has its desk and never lands in a pair room. The rest runs after the
+pair rooms are reconciled, so a new Space is created with all its children in its initial
+state (one request), and later changes are single `m.space.child` updates.
 Found again from their `carebot.desk` / `carebot.space` state after a lost database.
 """
 
@@ -94,6 +97,20 @@ class DeskKeeper:
         for pid, record in desks.items():  # no verified pair any more: the Space keeps the desk only
             if pid not in by_practitioner and record.space_id and record.desk_room_id:
                 await self._children(record.space_id, record.desk_room_id, [])
+
+    async def ensure_desks(self) -> None:
+        """The desk room of every practitioner with a verified pair who has none yet (found
+        again from its state first, as `reconcile` does). Run before the pair rooms."""
+        await self._adopt()
+        have = {d.practitioner_id for d in await self._store.desks() if d.desk_room_id}
+        missing = {p.practitioner.id: p.practitioner for p in self._state.care.roster.verified_pairs() if p.practitioner.id not in have}
+        sem = asyncio.Semaphore(self._max)
+
+        async def one(practitioner: Practitioner) -> None:
+            async with sem:
+                await self._create_desk(practitioner)  # a refusal is logged; `reconcile` tries again
+
+        await settle(one(p) for p in missing.values())
 
     async def _adopt(self) -> None:
         known = {d.practitioner_id: d for d in await self._store.desks()}

@@ -36,20 +36,25 @@ class Reconciler:
         max_concurrent_creations: int,
         wake: Wake,
         room_name: Callable[[Pair], str] | None = None,
+        before: Callable[[], Awaitable[None]] | None = None,
         then: Callable[[], Awaitable[None]] | None = None,
         note_state: Callable[[str, list[dict[str, Any]]], None] | None = None,
         on_reconciled: "Callable[[float], None] | None" = None,
     ) -> None:
-        # The desk (bot/runtime/desks.py): pair-room names, Spaces and desks kept after the
-        # pair rooms, and its own state found again on the server after a lost database.
+        # The desk (bot/runtime/desks.py): pair-room names, desk rooms made before the pair
+        # rooms (`before`), Spaces kept after them (`then`), and its own state found again on
+        # the server after a lost database.
         self._room_name = room_name
+        self._before = before
         self._then = then
         self._note_state = note_state
         self._client = client
         self._store = store
         self._state = state
         self._room_version = room_version
-        self._max_creations = max_concurrent_creations
+        # At most this many /createRoom requests in flight (`rooms.max_concurrent_creations`);
+        # a slot is held for the request only, not for the bookkeeping after it.
+        self._creations = asyncio.Semaphore(max_concurrent_creations)
         self._wake = wake
         self._lock = asyncio.Lock()
         self._needed = False
@@ -93,17 +98,19 @@ class Reconciler:
                         await store.save_room(room_id, *key, state=state)
                     known[key] = RoomRecord(room_id, key[0], key[1], state)
                     log.info("room.adopted", room_id=room_id, pair=f"{key[0]}/{key[1]}")
-            sem = asyncio.Semaphore(self._max_creations)
+            if self._before is not None:
+                await self._before()
             # One query for every pending re-invite (not two per pair: 20,000 at 10,000 pairs).
             reinvites = await store.pending_reinvites()
             rooms_to_reinvite = {room_id for room_id, _ in reinvites}
 
             async def provision(key: tuple[str, str], pair: Pair) -> None:
-                async with sem:
-                    record = known.get(key)
-                    if record is None:
-                        await self.create_room(pair)
-                    elif record.state != "active":
+                record = known.get(key)
+                if record is None:
+                    await self.create_room(pair)  # takes a creation slot for the request
+                    return
+                async with self._creations:
+                    if record.state != "active":
                         await self._reopen_room(record, pair)
                     else:
                         await self._ensure_members(record.room_id, pair, reinvites)
@@ -157,7 +164,10 @@ class Reconciler:
             topic=care.texts.get("topic", locale),
             room_version=self._room_version,
         )
-        room_id = await create_room(self._client, body, "room.create_failed", pair=f"{pair.patient.id}/{pair.practitioner.id}")
+        async with self._creations:
+            room_id = await create_room(self._client, body, "room.create_failed", pair=f"{pair.patient.id}/{pair.practitioner.id}")
+        # The slot is free for the next room while this one is recorded. A crash before the
+        # record is made loses nothing: the room is found again from its `carebot.pair` state.
         if room_id is None:
             return
         disclaimer = notice(care.texts.get("disclaimer", locale), extra={"carebot.disclaimer": True})

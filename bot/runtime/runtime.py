@@ -107,6 +107,7 @@ def assemble(
         client, store, state, room_version=room_version,
         max_concurrent_creations=config.rooms.max_concurrent_creations, wake=wake,
         room_name=desk.keeper.room_name if desk else None,
+        before=desk.keeper.ensure_desks if desk else None,
         then=desk.keeper.reconcile if desk else None,
         note_state=desk.keeper.note_server_state if desk else None,
         on_reconciled=ops.reconciled,
