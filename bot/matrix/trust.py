@@ -18,7 +18,7 @@ devices changed, so a reset is noticed without waiting for a message.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import uuid4
@@ -82,7 +82,7 @@ class DeviceTrust:
                 self._pinned_with[u] = pins.get(u)
         return {u: self._signed.get(u, set()) for u in users}
 
-    async def watch(self, stop: asyncio.Event, members: Callable[[], set[str]]) -> None:
+    async def watch(self, stop: asyncio.Event, members: Callable[[], AbstractSet[str]]) -> None:
         """Re-read the identities of roster members whose devices changed (all of them at
         start), so that a new master key is pinned or reported without waiting for a message."""
         self._dirty.update(members())

@@ -39,13 +39,21 @@ class IdentityPins:
         self._wake = wake
         self._clock = clock
         self._fresh: dict[str, tuple[float, str | None]] = {}  # user id -> (read at, pinned master key)
+        self._members: tuple[object, frozenset[str]] | None = None  # (care context, its members)
 
-    def members(self) -> set[str]:
-        """Matrix ids of everyone in a verified pair: the users whose identity is pinned."""
-        out: set[str] = set()
-        for pair in self._state.care.roster.verified_pairs():
-            out.update((pair.patient.matrix_id, pair.practitioner.matrix_id))
-        return out
+    def members(self) -> frozenset[str]:
+        """Matrix ids of everyone in a verified pair: the users whose identity is pinned.
+
+        Asked at every device-list change (each new room brings two), so it is worked out once
+        per care context (a roster reload replaces the context: then again), not per call: at
+        10,000 pairs a scan per call held the event loop while rooms were being made."""
+        care = self._state.care
+        if self._members is None or self._members[0] is not care:
+            out: set[str] = set()
+            for pair in care.roster.verified_pairs():
+                out.update((pair.patient.matrix_id, pair.practitioner.matrix_id))
+            self._members = (care, frozenset(out))
+        return self._members[1]
 
     async def pinned(self, user_ids: list[str], fresh: bool = False) -> dict[str, str]:
         """The pinned master keys, read before every key share: kept for PINS_FRESH_S, so a

@@ -104,6 +104,23 @@ async def test_pins_are_read_once_per_burst_and_an_accept_by_the_admin_is_seen_w
         await store.close()
 
 
+async def test_the_members_whose_identity_is_pinned_follow_a_roster_reload(tmp_path):
+    """Worked out once per care context (asked at every device-list change), yet a reload that
+    adds or drops a pair changes them at once."""
+    pins, store, _ = await _pins(tmp_path)
+    try:
+        assert pins.members() == {ALICE, DOCTOR}
+        state = pins._state
+        with_bob = make_setup(tmp_path / "reloaded")
+        with_bob.roster.write_text(with_bob.roster.read_text().replace("last_consultation: null", "last_consultation: 2026-03-01"))
+        state.care = CareContext.load(load_config(with_bob.config))
+        assert pins.members() == {ALICE, DOCTOR, "@bob:clinic.example"}
+        state.care = CareContext.load(load_config(make_setup(tmp_path / "again").config))
+        assert pins.members() == {ALICE, DOCTOR}
+    finally:
+        await store.close()
+
+
 async def test_a_reset_is_audited_once_and_told_to_the_practitioner_and_the_patient(tmp_path):
     pins, store, woken = await _pins(tmp_path)
     try:
