@@ -4,8 +4,10 @@ and pair rooms, and one encrypted desk room; pair-room names that tell their roo
 Desk rooms are made before the pair rooms (`ensure_desks`), so that what is meant for the
 practitioner while their pair rooms are being made (a patient's unsigned device, met when the
 banner goes out) already has its desk and never lands in a pair room. The rest runs after the
-pair rooms are reconciled, so a new Space is created with all its children in its initial
-state (one request), and later changes are single `m.space.child` updates.
+pair rooms are reconciled, so a new Space is created with its first children in its initial
+state (one request, at most SPACE_INITIAL_CHILDREN of them: a /createRoom with a thousand
+state events outlives a client's request timeout), and the rest, like later changes, are
+single `m.space.child` updates.
 Found again from their `carebot.desk` / `carebot.space` state after a lost database.
 """
 
@@ -27,6 +29,8 @@ from bot.runtime.shared import LiveState, settle
 from bot.store import Store
 
 log = structlog.get_logger("carebot")
+
+SPACE_INITIAL_CHILDREN = 100  # pair rooms in a new Space's /createRoom; the rest are added after
 
 
 class DeskKeeper:
@@ -87,8 +91,8 @@ class DeskKeeper:
                 pair_rooms = [rooms[(p.patient.id, pid)] for p in pairs if (p.patient.id, pid) in rooms]
                 space_id = record.space_id if record else None
                 if space_id is None:
-                    await self._create_space(practitioner, desk_id, pair_rooms)
-                else:
+                    space_id = await self._create_space(practitioner, desk_id, pair_rooms)
+                if space_id is not None:
                     await self._children(space_id, desk_id, pair_rooms)
                 await self._ensure_invited(practitioner, [desk_id] + ([space_id] if space_id else []))
                 await self._rename(pairs, rooms)
@@ -125,10 +129,11 @@ class DeskKeeper:
     async def _create_desk(self, practitioner: Practitioner) -> str | None:
         return await self._create("desk", practitioner, desk_body, "desk_room_name", "desk_topic")
 
-    async def _create_space(self, practitioner: Practitioner, desk_id: str, pair_rooms: list[str]) -> None:
+    async def _create_space(self, practitioner: Practitioner, desk_id: str, pair_rooms: list[str]) -> str | None:
+        """The Space with the desk and its first pair rooms; the caller adds the others."""
         children = [(desk_id, child_content(self._via, order=DESK_ORDER, suggested=True))]
-        children += [(room_id, child_content(self._via)) for room_id in pair_rooms]
-        await self._create("space", practitioner, space_body, "space_name", "space_topic", children)
+        children += [(room_id, child_content(self._via)) for room_id in pair_rooms[:SPACE_INITIAL_CHILDREN]]
+        return await self._create("space", practitioner, space_body, "space_name", "space_topic", children)
 
     async def _create(
         self, kind: str, practitioner: Practitioner, make_body: Callable[..., dict[str, Any]], name_key: str, topic_key: str,
