@@ -110,6 +110,9 @@ class LogConfig(_Model):
 class LimitsConfig(_Model):
     max_message_chars: int = Field(4000, ge=100)
     flood_messages_per_minute: int = Field(10, ge=1)
+    # A practitioner clearing a list of renewals from the desk works faster than any patient
+    # writes; the limit is there against a runaway script, not against a busy morning.
+    practitioner_commands_per_minute: int = Field(60, ge=1)
     undecryptable_wait_s: float = Field(30.0, ge=1, le=3600)
 
 

@@ -55,7 +55,8 @@ class CareContext:
     default_locale: str
     policy_hash: str
     max_chars: int
-    flood_per_minute: int
+    flood_per_minute: int  # a patient's counted commands per minute
+    practitioner_per_minute: int = 60  # a practitioner's (pair rooms and desk together)
 
     @classmethod
     def load(cls, config: Any, roster: Roster | None = None) -> "CareContext":
@@ -85,6 +86,7 @@ class CareContext:
             policy_hash=loaded["policies"].policy_hash(),
             max_chars=config.limits.max_message_chars,
             flood_per_minute=config.limits.flood_messages_per_minute,
+            practitioner_per_minute=config.limits.practitioner_commands_per_minute,
         )
 
     @staticmethod
@@ -143,7 +145,7 @@ class CareService:
     _recent: dict[str, deque[float]] = field(default_factory=dict)
     _limited_notice: dict[str, float] = field(default_factory=dict)
 
-    def _flooding(self, care: CareContext, who: str) -> tuple[bool, bool]:
+    def _flooding(self, care: CareContext, who: str, limit: int) -> tuple[bool, bool]:
         """(over the limit, first time told this minute) for one more counted command.
 
         Only commands that were handled count: a refused one is not recorded, so "send it
@@ -153,7 +155,7 @@ class CareService:
         q = self._recent.setdefault(who, deque())
         while q and now - q[0] >= 60:
             q.popleft()
-        if len(q) < care.flood_per_minute:
+        if len(q) < limit:
             q.append(now)
             return False, False
         told = self._limited_notice.get(who)
@@ -204,8 +206,8 @@ class CareService:
         if parsed is None:
             return replies  # a message for the practitioner: nothing to add
         locale = parsed.locale or roster_locale
-        who = pair.patient.id if role == "patient" else pair.practitioner.id
-        over, tell = self._flooding(care, who) if self._counts(parsed) and not flood_checked else (False, False)
+        who, limit = (pair.patient.id, care.flood_per_minute) if role == "patient" else (pair.practitioner.id, care.practitioner_per_minute)
+        over, tell = self._flooding(care, who, limit) if self._counts(parsed) and not flood_checked else (False, False)
         if over:
             # A renewal request is never dropped in silence: each one is told to come again.
             if parsed.name == "renew":

@@ -108,7 +108,7 @@ class DeskService:
             return out
         t = self.text(care, practitioner, parsed.locale)
         counted = parsed.name not in (None, "help")  # as in pair rooms: help and typos are free
-        over, _ = self.care_service._flooding(care, practitioner.id) if counted else (False, False)  # noqa: SLF001 - one limiter per person
+        over, _ = self.care_service._flooding(care, practitioner.id, care.practitioner_per_minute) if counted else (False, False)  # noqa: SLF001 - one limiter per person
         if over:
             # Every refused command is told (a decision dropped in silence would be believed made),
             # in the practitioner's words, naming the command.

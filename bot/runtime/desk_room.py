@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from nio import AsyncClient, MegolmEvent, RoomMemberEvent, RoomMessageText
+from nio import AsyncClient, MegolmEvent, RoomGetStateEventResponse, RoomMemberEvent, RoomMessageText
 
 from bot.care import commands as cmd
 from bot.care.renewals import Status, parse_id
@@ -126,8 +126,31 @@ class DeskRoom:
         """The Space: a practitioner who leaves it is invited again at the next reconciliation."""
         practitioner = self._desks.state.care.roster.practitioner(practitioner_id)
         if practitioner is not None and event.state_key == practitioner.matrix_id and event.membership == "leave":
-            async with self._desks.store.transaction():
-                await self._desks.store.need_reinvite(room_id, practitioner.matrix_id)
+            await self._space_left(room_id, practitioner)
+
+    async def _space_left(self, room_id: str, practitioner: Practitioner) -> None:
+        async with self._desks.store.transaction():
+            await self._desks.store.need_reinvite(room_id, practitioner.matrix_id)
+
+    async def space_gap(self, room_id: str) -> bool:
+        """A Space whose sync timeline has a gap (e.g. hundreds of children just added): nothing
+        in a Space is for the bot but the practitioner's membership, so instead of paging the
+        gap back, read that membership from the server. False: not a Space, page it back.
+        A failed read fails the batch, which is retried from the same token."""
+        space = await self._desks.store.desk_by_space(room_id)
+        if space is None:
+            return False
+        practitioner = self._desks.state.care.roster.practitioner(space.practitioner_id)
+        if practitioner is None:
+            return True
+        resp = await self._client.room_get_state_event(room_id, "m.room.member", practitioner.matrix_id)
+        if isinstance(resp, RoomGetStateEventResponse):
+            if resp.content.get("membership") == "leave":
+                await self._space_left(room_id, practitioner)
+            return True
+        if getattr(resp, "status_code", None) == "M_NOT_FOUND":
+            return True  # never invited yet: the reconciliation invites
+        raise RuntimeError(f"could not read the Space membership ({getattr(resp, 'status_code', '')})")
 
     async def _member(self, room_id: str, practitioner: Practitioner, event: RoomMemberEvent) -> None:
         d, member = self._desks, event.state_key

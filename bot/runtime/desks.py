@@ -1,8 +1,10 @@
 """Spaces and desks: for each practitioner with a verified pair, one Space holding their desk
 and pair rooms, and one encrypted desk room; pair-room names that tell their rooms apart.
 
-Run after the pair rooms are reconciled, so a new Space is created with all its children in
-its initial state (one request), and later changes are single `m.space.child` updates.
+Run after the pair rooms are reconciled, so a new Space is created with its first children in
+its initial state (one request, at most SPACE_INITIAL_CHILDREN of them: a /createRoom with a
+thousand state events outlives a client's request timeout), and the rest, like later changes,
+are single `m.space.child` updates.
 Found again from their `carebot.desk` / `carebot.space` state after a lost database.
 """
 
@@ -24,6 +26,8 @@ from bot.runtime.shared import LiveState, settle
 from bot.store import Store
 
 log = structlog.get_logger("carebot")
+
+SPACE_INITIAL_CHILDREN = 100  # pair rooms in a new Space's /createRoom; the rest are added after
 
 
 class DeskKeeper:
@@ -84,8 +88,8 @@ class DeskKeeper:
                 pair_rooms = [rooms[(p.patient.id, pid)] for p in pairs if (p.patient.id, pid) in rooms]
                 space_id = record.space_id if record else None
                 if space_id is None:
-                    await self._create_space(practitioner, desk_id, pair_rooms)
-                else:
+                    space_id = await self._create_space(practitioner, desk_id, pair_rooms)
+                if space_id is not None:
                     await self._children(space_id, desk_id, pair_rooms)
                 await self._ensure_invited(practitioner, [desk_id] + ([space_id] if space_id else []))
                 await self._rename(pairs, rooms)
@@ -108,10 +112,11 @@ class DeskKeeper:
     async def _create_desk(self, practitioner: Practitioner) -> str | None:
         return await self._create("desk", practitioner, desk_body, "desk_room_name", "desk_topic")
 
-    async def _create_space(self, practitioner: Practitioner, desk_id: str, pair_rooms: list[str]) -> None:
+    async def _create_space(self, practitioner: Practitioner, desk_id: str, pair_rooms: list[str]) -> str | None:
+        """The Space with the desk and its first pair rooms; the caller adds the others."""
         children = [(desk_id, child_content(self._via, order=DESK_ORDER, suggested=True))]
-        children += [(room_id, child_content(self._via)) for room_id in pair_rooms]
-        await self._create("space", practitioner, space_body, "space_name", "space_topic", children)
+        children += [(room_id, child_content(self._via)) for room_id in pair_rooms[:SPACE_INITIAL_CHILDREN]]
+        return await self._create("space", practitioner, space_body, "space_name", "space_topic", children)
 
     async def _create(
         self, kind: str, practitioner: Practitioner, make_body: Callable[..., dict[str, Any]], name_key: str, topic_key: str,

@@ -34,6 +34,7 @@ class RoomEventHandler(Protocol):
 InviteHandler = Callable[[str, list[Any]], Awaitable[None]]  # (room id, invite state)
 StateNoter = Callable[[str, list[Any]], None]  # (room id, state and timeline events)
 OtherRoomHandler = Callable[[str, Any], Awaitable[bool]]  # (room id, event) -> taken
+GapHandler = Callable[[str], Awaitable[bool]]  # (room id) -> the gap is dealt with: do not page back
 DeviceChanges = Callable[[list[str]], None]  # user ids whose device lists changed
 
 
@@ -50,6 +51,7 @@ class Router:
         wake: Wake,
         note_state: StateNoter | None = None,
         other_rooms: OtherRoomHandler | None = None,
+        gap_without_paging: GapHandler | None = None,
     ) -> None:
         self._client = client
         self._store = store
@@ -60,6 +62,7 @@ class Router:
         self._wake = wake
         self._note_state = note_state  # e.g. the desk's own state, to find desks again
         self._other_rooms = other_rooms  # rooms that are not pair rooms (the desks)
+        self._gap_without_paging = gap_without_paging  # e.g. Spaces: nothing in them is for the bot
 
     async def on_sync(self, resp: SyncResponse, initial: bool, since: str | None) -> None:
         self._on_device_changes(resp.device_list.changed)
@@ -76,8 +79,11 @@ class Router:
             if info.timeline.limited and since and info.timeline.prev_batch and not new_room:
                 # A gap (long outage, busy room): fetch what the sync left out. If this
                 # fails, the batch fails and is retried from the same token: nothing lost.
-                events = await missed_events(self._client, room_id, info.timeline.prev_batch, since) + events
-                log.info("sync.gap_filled", room_id=room_id, events=len(events))
+                if self._gap_without_paging is not None and await self._gap_without_paging(room_id):
+                    log.info("sync.gap_skipped", room_id=room_id)
+                else:
+                    events = await missed_events(self._client, room_id, info.timeline.prev_batch, since) + events
+                    log.info("sync.gap_filled", room_id=room_id, events=len(events))
             for event in events:
                 try:
                     await self.on_event(room_id, event)

@@ -129,6 +129,7 @@ def assemble(
         wake=wake,
         note_state=desk.keeper.note_state if desk else None,
         other_rooms=desk.room.handle if desk else None,
+        gap_without_paging=desk.room.space_gap if desk else None,
     )
     sync_loop = SyncLoop(
         client,

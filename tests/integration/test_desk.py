@@ -5,6 +5,9 @@ practitioner with one patient, the real bot.
 One scenario is built once for the module (bot, rooms, peers) and the tests below walk through
 it in order: names and the Space, the desk's notices, listing and deciding, the patient's view,
 a late device, the digest and reminders (the desk clock is moved), and an absence.
+The Space is created with only SPACE_INITIAL_CHILDREN_HERE pair rooms in its initial state (the
+bot's cap is lowered for this module), so the rest go through the one-by-one path that large
+practices take.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.interop, pytest.mark.asyncio(
 PARIS = ZoneInfo("Europe/Paris")
 LEVO = "Levothyroxine 75 µg"
 N_PATIENTS = 12
+SPACE_INITIAL_CHILDREN_HERE = 4
 _users = itertools.count(1)
 
 
@@ -97,6 +101,8 @@ async def scenario(homeserver, tmp_path_factory) -> AsyncIterator[Scenario]:
     }
     (tmp / "config.yaml").write_text(yaml.safe_dump(config))
     async with contextlib.AsyncExitStack() as stack:
+        cap = stack.enter_context(pytest.MonkeyPatch.context())
+        cap.setattr("bot.runtime.desks.SPACE_INITIAL_CHILDREN", SPACE_INITIAL_CHILDREN_HERE)
         doc_peer = await element_user("doc", doc, homeserver.url)
         stack.push_async_callback(doc_peer.close)
         alice = await element_user("alice", patients[0], homeserver.url)
@@ -146,6 +152,8 @@ async def test_pair_rooms_have_distinct_names_and_the_space_holds_desk_and_pair_
     space = listed[s.space]
     assert space["isSpace"] and space["state"]["carebot.space"] == {"practitioner": "dr-m"}, space
     assert sorted(space["children"]) == sorted([s.desk, *mine]), space  # desk + every pair room, nothing else
+    created = [a for a in await s.bot.store.audit_since(0) if a["action"] == "space.created" and a["subject"] == s.space]
+    assert created[0]["details"]["children"] == 1 + SPACE_INITIAL_CHILDREN_HERE  # the rest were added after
     desk = listed[s.desk]
     assert not desk["isSpace"] and desk["state"]["carebot.desk"] == {"practitioner": "dr-m"}, desk
     members = await s.bot.client.joined_members(s.desk)

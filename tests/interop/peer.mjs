@@ -477,13 +477,6 @@ const handlers = {
         return { roomId };
     },
 
-    async leave({ roomId, timeoutMs }) {
-        need(client, "not logged in");
-        await client.leave(roomId);
-        await until(`leave of ${roomId} in sync`, timeoutMs, () => client.getRoom(roomId)?.getMyMembership() !== "join");
-        return { roomId };
-    },
-
     async send({ roomId, body, format, html, msgtype = "m.text", extra }) {
         need(client, "not logged in");
         const content = { msgtype, body, ...(extra ?? {}) };

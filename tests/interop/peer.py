@@ -182,9 +182,6 @@ class JsPeer:
     async def join(self, room_id: str) -> None:
         await self.call("join", roomId=room_id)
 
-    async def leave(self, room_id: str) -> None:
-        await self.call("leave", roomId=room_id, timeoutMs=30000)
-
     async def send(self, room_id: str, body: str, **extra: Any) -> str:
         res = await self.call("send", roomId=room_id, body=body, **extra)
         return res["eventId"]

@@ -3,6 +3,7 @@ desk, locating an id that is in another room, absences, digest and reminders."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 from pathlib import Path
@@ -267,15 +268,33 @@ async def test_desk_answers_in_the_language_of_the_command_word(env: Env) -> Non
 async def test_a_decision_from_the_desk_counts_once_toward_the_flood_limit(env: Env) -> None:
     # The desk checks the limit, then hands the decision to the care service: counting it
     # there again let a practitioner make only half the decisions the limit allows.
-    limit = env.care.flood_per_minute
-    for n in range(limit):
+    env.care = dataclasses.replace(env.care, practitioner_per_minute=8)  # within the patients' own limit
+    for n in range(8):
         await env.renew("pat-0001" if n % 2 == 0 else "pat-0004")
         out = await env.at_desk(f"!accepter R{n + 1}")
         assert len(out.pair) == 1, (n, [p.text for p in out.desk])
+    assert not (await env.at_desk("!attente")).pair and "minute" in (await env.at_desk("!attente")).desk[0].text
+
+
+async def test_a_practitioner_clears_sixty_renewals_in_a_minute_where_a_patient_gets_ten_commands(env: Env) -> None:
+    assert (env.care.flood_per_minute, env.care.practitioner_per_minute) == (10, 60)
+    env.care_svc.clock = lambda: 1000.0  # everything below happens in the same instant
+    limits = env.care
+    for n in range(60):
+        env.care = dataclasses.replace(limits, flood_per_minute=1000)  # the requests themselves are not limited here
+        await env.renew(("pat-0001", "pat-0004")[n % 2])
+        env.care = limits
+        out = await env.at_desk(f"!accepter R{n + 1}")
+        assert len(out.pair) == 1, (n, [p.text for p in out.desk])
+    refused = await env.at_desk("!attente")
+    assert not refused.pair and "!attente" in refused.desk[0].text and "minute" in refused.desk[0].text
+    # A patient's budget is the smaller one.
+    patient = [await env.care_svc.handle_message(env.care, env.pair("pat-0005", "dr-bernard"), "patient", "!statut", f"$s{n}", ROOMS["pat-0005"]) for n in range(11)]
+    assert [len(r) for r in patient[:10]] == [1] * 10 and patient[10][0].text == env.care.texts.get("flood_limited", "fr")
 
 
 async def test_the_desk_flood_notice_is_written_for_the_practitioner_and_every_refused_command_is_told(env: Env) -> None:
-    limit = env.care.flood_per_minute
+    limit = env.care.practitioner_per_minute
     for _ in range(limit):
         await env.at_desk("!attente")
     first = await env.at_desk("!pending")
