@@ -60,6 +60,9 @@ class SendSlots:
             self._release()
 
     def _release(self) -> None:
+        # A waiter whose task was just cancelled has a cancelled future but is still listed
+        # until that task runs its handler: it is skipped (and removed) here.
+        self._waiters = [w for w in self._waiters if not w.granted.done()]
         waiter = self._next()
         if waiter is None:
             self._free += 1

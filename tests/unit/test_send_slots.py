@@ -95,3 +95,17 @@ async def test_a_waiter_cancelled_as_it_is_granted_passes_the_slot_on():
     release.set()
     await asyncio.wait_for(hold(slots, "after", order, release), 1)
     assert order == ["after"] and slots.waiting == 0
+
+
+async def test_a_slot_released_just_after_its_waiter_was_cancelled_is_not_lost():
+    slots, order, release = SendSlots(1), [], asyncio.Event()
+    held = slots.slot()
+    await held.__aenter__()
+    gone = asyncio.create_task(hold(slots, "gone", order, release))
+    await settle()
+    gone.cancel()  # its handler has not run yet when the slot is released
+    await held.__aexit__(None, None, None)
+    await asyncio.gather(gone, return_exceptions=True)
+    release.set()
+    await asyncio.wait_for(hold(slots, "after", order, release), 1)
+    assert order == ["after"] and slots.waiting == 0
