@@ -51,6 +51,7 @@ class SyncLoop:
         timeout_ms: int = 30000,
         backoff: Backoff | None = None,
         sync_filter: dict[str, Any] | None = None,
+        settle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.get_token = get_token
@@ -59,6 +60,7 @@ class SyncLoop:
         self.timeout_ms = timeout_ms
         self.backoff = backoff or Backoff()
         self.sync_filter = sync_filter
+        self.settle = settle  # awaited before each sync but the first (the outbox's `settled`)
         self.synced = asyncio.Event()
         self.failed_syncs = 0  # since start, for health checks and tests
         self.since: str | None = None  # the token the batch being handled was asked from
@@ -72,6 +74,8 @@ class SyncLoop:
         first = True
         failures = 0
         while not stop.is_set():
+            if not first and self.settle is not None:
+                await self.settle()
             try:
                 # After a restart the sync is incremental from the saved token: rooms that
                 # stay quiet are not loaded at all (nio remembers which rooms are encrypted),

@@ -23,7 +23,7 @@ from bot.desk.links import permalink
 from bot.desk.service import DeskPost, DeskService, is_elsewhere
 from bot.matrix.messages import notice, renewal_meta
 from bot.matrix.relations import read_message
-from bot.runtime.shared import TO, LiveState, Wake, txn_for
+from bot.runtime.shared import BACKGROUND, TO, LiveState, Wake, txn_for
 from bot.runtime.trust_gate import TrustGate
 from bot.runtime.undecryptable import UndecryptableMessages
 from bot.store import Store
@@ -62,13 +62,20 @@ class Desks:
         record = await self.store.desk(practitioner_id)
         return record.desk_room_id if record is not None else None
 
-    async def post(self, practitioner: Practitioner, post: DeskPost, txn: str, *, mention: bool = False, room_id: str | None = None) -> bool:
-        """Queue one post (inside the caller's transaction); False when there is no desk yet."""
+    async def post(
+        self, practitioner: Practitioner, post: DeskPost, txn: str, *, mention: bool = False, room_id: str | None = None,
+        background: bool = False,
+    ) -> bool:
+        """Queue one post (inside the caller's transaction); False when there is no desk yet.
+        `background`: the outbox sends the patients' waiting replies first (a new request's
+        notice; never an emergency)."""
         room_id = room_id or await self.room_of(practitioner.id)
         if room_id is None:
             return False
         content = desk_content(post, practitioner, mention=mention)
         content[TO] = [practitioner.matrix_id]
+        if background:
+            content[BACKGROUND] = True
         await self.store.enqueue(txn, room_id, content)
         return True
 
@@ -258,8 +265,8 @@ class DeskRelay:
         for n, reply in enumerate(replies):
             if reply.for_practitioner is not None:
                 post = await self._for_desk(pair, reply, event_id, room_id)
-                if post is not None:
-                    await d.post(pair.practitioner, post, txn_for(event_id, "desk", str(n)), mention=True)
+                if post is not None:  # after the patient's answer when a burst queues many
+                    await d.post(pair.practitioner, post, txn_for(event_id, "desk", str(n)), mention=True, background=not reply.emergency)
             kept.append(reply)
         if role == "patient":
             notice_ = await d.service.absence_reply(care, pair, d.clock.now())

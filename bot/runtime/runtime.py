@@ -140,6 +140,7 @@ def assemble(
         timeout_ms=config.sync.timeout_ms,
         backoff=Backoff(cap=config.sync.backoff_max_s),
         sync_filter=SYNC_FILTER,
+        settle=outbox.settled,
     )
 
     async def claims_still_hold(care: CareContext) -> None:

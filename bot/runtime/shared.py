@@ -18,6 +18,7 @@ from bot.care.service import CareContext
 TO = "_carebot_to"  # the members the message is encrypted for (None: whoever is in the room)
 PIN = "_carebot_pin"  # pin the message once sent
 LEAVE_AFTER = "_carebot_leave_after"  # leave the room once sent
+BACKGROUND = "_carebot_background"  # may wait while patients' replies go out first (outbox.py)
 
 # The small interfaces components depend on.
 Wake = Callable[[], None]  # "there is something new in the outbox"

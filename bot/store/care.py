@@ -11,6 +11,7 @@ from bot.db import Database
 from bot.store.mirror import Mirror
 from bot.store.records import OutboxItem, Request, RoomRecord, _request
 
+SENT_CHUNK = 500  # ids per DELETE (SQLite allows 32,766 parameters, older builds 999)
 _ROOM = "SELECT room_id, patient_id, practitioner_id, state FROM rooms"
 
 
@@ -153,8 +154,20 @@ class CareTables:
         return list(itertools.islice(self._outbox.values(), limit))
 
     async def sent(self, outbox_id: int) -> None:
-        await self.db.execute("DELETE FROM outbox WHERE id = $1", outbox_id)
-        self.db.after_commit(lambda: self._outbox.pop(outbox_id, None))
+        await self.sent_many([outbox_id])
+
+    async def sent_many(self, outbox_ids: list[int]) -> None:
+        """Remove sent items, in one statement per SENT_CHUNK of them."""
+        for start in range(0, len(outbox_ids), SENT_CHUNK):
+            chunk = outbox_ids[start : start + SENT_CHUNK]
+            marks = ", ".join(f"${n}" for n in range(1, len(chunk) + 1))
+            await self.db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", *chunk)
+
+        def committed() -> None:
+            for outbox_id in outbox_ids:
+                self._outbox.pop(outbox_id, None)
+
+        self.db.after_commit(committed)
 
     # -- audit ---------------------------------------------------------------------------
     async def audit(
