@@ -78,7 +78,10 @@ async def test_sigkill_between_receiving_and_replying_loses_nothing_and_repeats_
     try:
         bot = await BotProcess(clinic.config_path).start()
         room_id = await patient.wait_room()
-        await patient.wait_for(lambda s: s.content.get("carebot.disclaimer") is True)
+        try:
+            await patient.wait_for(lambda s: s.content.get("carebot.disclaimer") is True)
+        except TimeoutError:  # seen once under load (postgres, after_commit): keep the bot's side
+            raise AssertionError("no banner within the wait; the bot's last lines:\n" + "\n".join(bot.lines[-60:])) from None
         # Everything sent before the crash run, so that its crash point is met by the reply
         # to the command and not by a message left over from this run.
         await _outbox_drained(db_path, bot)
