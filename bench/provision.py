@@ -142,12 +142,7 @@ class Provision(Bench):
             self.info["phases"] = phases
             self.info["ratio_time"] = round(phases["bot"]["seconds"] / phases["raw"]["seconds"], 3)
         finally:
-            for child in (self.bot, self.echo):
-                if child is not None:
-                    await child.stop()
-            for p in self.patients:
-                await p.close()
-            self.hs.stop()
+            await self.shut_down()
 
 
 def main() -> int:

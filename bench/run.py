@@ -441,6 +441,15 @@ class Bench:
                  at_startup_s=round(times[0], 3))
         say(f"second reconcile {times[-1]:.3f} s (at start-up {times[0]:.3f} s), createRoom calls {creates}")
 
+    async def shut_down(self) -> None:
+        """Both bots stopped, the patients' clients closed, Synapse stopped."""
+        for child in (self.bot, self.echo):
+            if child is not None:
+                await child.stop()
+        for p in self.patients:
+            await p.close()
+        self.hs.stop()
+
     async def run(self) -> None:
         t_all = time.perf_counter()
         self.hs.start()
@@ -458,12 +467,7 @@ class Bench:
             await self.restart()
             await self.reconcile_again()
         finally:
-            for child in (self.bot, self.echo):
-                if child is not None:
-                    await child.stop()
-            for p in self.patients:
-                await p.close()
-            self.hs.stop()
+            await self.shut_down()
         total = time.perf_counter() - t_all
         if self.n_pairs <= 1000:
             self.fig("bench.total_s", total, "s", "< 600 s", total < 600)

@@ -8,28 +8,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-from bot.runtime.outbox import Outbox
+from outbox_helpers import ScriptedOutbox, drained, queue, run, stop_outbox, until
+
 from bot.runtime.send_slots import SendSlots
-from bot.runtime.shared import BACKGROUND
-from bot.store import OutboxItem, Store
-
-
-class ScriptedOutbox(Outbox):
-    """The real run loop and marking; sends are recorded (and held per room if asked)."""
-
-    def __init__(self, store: Store) -> None:
-        super().__init__(None, store, None, tofu=True, on_unsigned=None)  # type: ignore[arg-type]
-        self.sent: list[str] = []
-        self.hold: dict[str, asyncio.Event] = {}
-        self.progress = asyncio.Event()
-
-    async def send_item(self, item: OutboxItem) -> str | None:
-        self.progress.set()
-        if item.room_id in self.hold:
-            await self.hold[item.room_id].wait()
-        self.sent.append(item.txn_id)
-        self.progress.set()
-        return "$" + item.txn_id
+from bot.store import Store
 
 
 class CountingStore(Store):
@@ -45,30 +27,6 @@ class CountingStore(Store):
         await super().sent_many(outbox_ids)
 
 
-async def queue(store: Store, *items: tuple[str, str], background: bool = False) -> None:
-    async with store.transaction():
-        for txn, room in items:
-            content = {"body": txn, **({BACKGROUND: True} if background else {})}
-            await store.enqueue(txn, room, content)
-
-
-async def until(outbox: ScriptedOutbox, done, timeout: float = 5.0) -> None:
-    async def wait() -> None:
-        while not done():
-            outbox.progress.clear()
-            await outbox.progress.wait()
-
-    await asyncio.wait_for(wait(), timeout)
-
-
-async def drained(store: Store, timeout: float = 5.0) -> None:
-    async def wait() -> None:
-        while store.queued():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(wait(), timeout)
-
-
 async def tried_to_remove(n: int, timeout: float = 5.0) -> None:
     """Until the outbox has tried `n` removal transactions."""
 
@@ -79,19 +37,12 @@ async def tried_to_remove(n: int, timeout: float = 5.0) -> None:
     await asyncio.wait_for(wait(), timeout)
 
 
-async def stop_outbox(outbox: Outbox, stop: asyncio.Event, task: asyncio.Task[None]) -> None:
-    stop.set()
-    outbox.wake()
-    await asyncio.wait_for(task, 5)
-
-
 async def test_a_burst_of_replies_leaves_the_outbox_in_fewer_transactions_than_replies(tmp_path):
     store = await CountingStore.open(tmp_path / "db")
     CountingStore.marks, CountingStore.failing = 0, False
     outbox = ScriptedOutbox(store)
     await queue(store, *[(f"r{n}", f"!room{n}:x") for n in range(20)])
-    stop = asyncio.Event()
-    task = asyncio.create_task(outbox.run(stop))
+    stop, task = await run(outbox)
     try:
         await until(outbox, lambda: len(outbox.sent) == 20)
         await drained(store)
@@ -107,8 +58,7 @@ async def test_a_sent_item_not_yet_removed_is_never_sent_again_and_the_next_star
     CountingStore.marks, CountingStore.failing = 0, True  # no removal commits
     outbox = ScriptedOutbox(store)
     await queue(store, ("a-1", "!a:x"), ("b-1", "!b:x"))
-    stop = asyncio.Event()
-    task = asyncio.create_task(outbox.run(stop))
+    stop, task = await run(outbox)
     try:
         await until(outbox, lambda: len(outbox.sent) == 2)
         await tried_to_remove(1)
@@ -132,8 +82,7 @@ async def test_a_sent_item_not_yet_removed_is_never_sent_again_and_the_next_star
     try:
         assert [i.txn_id for i in store.queued()] == ["a-1", "b-1", "a-2"]
         again = ScriptedOutbox(store)
-        stop = asyncio.Event()
-        task = asyncio.create_task(again.run(stop))
+        stop, task = await run(again)
         await until(again, lambda: len(again.sent) == 3)
         await drained(store)
         # The same transaction ids, a room's order kept: the homeserver drops the repeats.
@@ -150,8 +99,7 @@ async def test_desk_notices_of_a_burst_wait_while_the_patients_replies_go_out(tm
     outbox.hold["!desk:x"] = asyncio.Event()
     await queue(store, ("desk-1", "!desk:x"), ("desk-2", "!desk:x"), background=True)
     await queue(store, ("reply-a", "!a:x"), ("reply-b", "!b:x"))
-    stop = asyncio.Event()
-    task = asyncio.create_task(outbox.run(stop))
+    stop, task = await run(outbox)
     try:
         await until(outbox, lambda: outbox.progress.is_set())  # desk-1 on the wire, the replies wait
         await asyncio.sleep(0)
@@ -170,8 +118,7 @@ async def test_the_sync_waits_for_the_messages_being_sent_but_not_for_a_hanging_
     await asyncio.wait_for(outbox.settled(at_most=60), 1)  # nothing is being sent: at once
     outbox.hold["!a:x"] = asyncio.Event()
     await queue(store, ("a-1", "!a:x"))
-    stop = asyncio.Event()
-    task = asyncio.create_task(outbox.run(stop))
+    stop, task = await run(outbox)
     try:
         await until(outbox, lambda: outbox.progress.is_set())
         waiting = asyncio.create_task(outbox.settled(at_most=60))

@@ -6,61 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.runtime.outbox import Outbox
-from bot.store import OutboxItem, Store
+from outbox_helpers import ScriptedOutbox, drained, queue, run, stop_outbox, until
 
-
-class ScriptedOutbox(Outbox):
-    """The real run loop; sends are scripted per room (hang until released, or fail)."""
-
-    def __init__(self, store: Store) -> None:
-        super().__init__(None, store, None, tofu=True, on_unsigned=None)  # type: ignore[arg-type]
-        self.sent: list[str] = []
-        self.hold: dict[str, asyncio.Event] = {}
-        self.failing: set[str] = set()
-        self.attempts: dict[str, int] = {}
-        self.progress = asyncio.Event()
-
-    async def send_item(self, item: OutboxItem) -> str | None:
-        self.attempts[item.txn_id] = self.attempts.get(item.txn_id, 0) + 1
-        self.progress.set()
-        if item.room_id in self.hold:
-            await self.hold[item.room_id].wait()
-        if item.room_id in self.failing:
-            return None
-        self.sent.append(item.txn_id)
-        self.progress.set()
-        return "$" + item.txn_id
-
-
-async def queue(store: Store, *items: tuple[str, str]) -> None:
-    async with store.transaction():
-        for txn, room in items:
-            await store.enqueue(txn, room, {"body": txn})
-
-
-async def until(outbox: ScriptedOutbox, done, timeout: float = 5.0) -> None:
-    async def wait() -> None:
-        while not done():
-            outbox.progress.clear()
-            await outbox.progress.wait()
-
-    await asyncio.wait_for(wait(), timeout)
-
-
-async def drained(store: Store, timeout: float = 5.0) -> None:
-    """Until every sent item is also removed from the outbox (it is, once its send returns)."""
-
-    async def wait() -> None:
-        while await store.outbox():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(wait(), timeout)
-
-
-async def run(outbox: ScriptedOutbox) -> tuple[asyncio.Event, asyncio.Task[None]]:
-    stop = asyncio.Event()
-    return stop, asyncio.create_task(outbox.run(stop))
+from bot.store import Store
 
 
 async def test_a_room_whose_send_hangs_holds_up_no_other_room(tmp_path):
@@ -79,9 +27,7 @@ async def test_a_room_whose_send_hangs_holds_up_no_other_room(tmp_path):
         await until(outbox, lambda: "slow-1" in outbox.sent)
         await drained(store)
     finally:
-        stop.set()
-        outbox.wake()
-        await asyncio.wait_for(task, 5)
+        await stop_outbox(outbox, stop, task)
         await store.close()
 
 
@@ -100,9 +46,7 @@ async def test_a_failing_room_keeps_its_replies_in_order_and_others_go_out(tmp_p
         assert [t for t in outbox.sent if t.startswith("down")] == ["down-1", "down-2"]
         await drained(store)
     finally:
-        stop.set()
-        outbox.wake()
-        await asyncio.wait_for(task, 5)
+        await stop_outbox(outbox, stop, task)
         await store.close()
 
 
@@ -120,7 +64,5 @@ async def test_a_reply_queued_while_its_room_is_sending_goes_out_after_the_earli
         await until(outbox, lambda: len(outbox.sent) == 2)
         assert outbox.sent == ["r-1", "r-2"] and outbox.attempts == {"r-1": 1, "r-2": 1}
     finally:
-        stop.set()
-        outbox.wake()
-        await asyncio.wait_for(task, 5)
+        await stop_outbox(outbox, stop, task)
         await store.close()

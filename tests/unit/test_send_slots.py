@@ -37,8 +37,9 @@ async def test_never_more_holders_than_slots():
     assert order == ["0", "1", "2", "3", "4"] and slots.waiting == 0
 
 
-async def test_a_waiting_reply_goes_before_a_background_notice_that_waited_first():
-    slots, order = SendSlots(1, clock=Clock()), []
+async def busy_then_notice_then_reply(slots: SendSlots, order: list[str]):  # noqa: ANN201
+    """One slot taken ("busy", until `first` is set), then a background desk notice and a reply
+    waiting for it, in that order (both until `rest` is set)."""
     first, rest = asyncio.Event(), asyncio.Event()
     busy = asyncio.create_task(hold(slots, "busy", order, first))
     await settle()
@@ -46,26 +47,26 @@ async def test_a_waiting_reply_goes_before_a_background_notice_that_waited_first
     await settle()
     reply = asyncio.create_task(hold(slots, "reply", order, rest))
     await settle()
+    return first, rest, (busy, notice, reply)
+
+
+async def test_a_waiting_reply_goes_before_a_background_notice_that_waited_first():
+    slots, order = SendSlots(1, clock=Clock()), []
+    first, rest, waiting = await busy_then_notice_then_reply(slots, order)
     rest.set()
     first.set()
-    await asyncio.gather(busy, notice, reply)
+    await asyncio.gather(*waiting)
     assert order == ["busy", "reply", "desk"]
 
 
 async def test_a_background_notice_that_waited_too_long_takes_its_turn():
     clock = Clock()
     slots, order = SendSlots(1, max_wait_s=5.0, clock=clock), []
-    first, rest = asyncio.Event(), asyncio.Event()
-    busy = asyncio.create_task(hold(slots, "busy", order, first))
-    await settle()
-    notice = asyncio.create_task(hold(slots, "desk", order, rest, background=True))
-    await settle()
-    reply = asyncio.create_task(hold(slots, "reply", order, rest))
-    await settle()
+    first, rest, waiting = await busy_then_notice_then_reply(slots, order)
     clock.now = 5.0
     rest.set()
     first.set()
-    await asyncio.gather(busy, notice, reply)
+    await asyncio.gather(*waiting)
     assert order == ["busy", "desk", "reply"]
 
 
